@@ -1,0 +1,95 @@
+"""The reverse walk over a tape: cotangents, un-broadcasting, pruning.
+
+One flat loop over the recorded entries in reverse order. Cotangents live in one dict keyed by
+tensor id. Entries that no requested source feeds are skipped before the walk starts; inputs
+that no source feeds get no cotangent at all. Each rule's result is summed back to its input's
+shape and cast to its dtype here, centrally, so rules stay one line.
+
+Cotangents may carry ``batch`` extra leading dimensions (``jacobian`` seeds one row per target
+element and walks once); rules are written to broadcast over them.
+"""
+
+from __future__ import annotations
+
+from .registry import Primitive
+
+
+def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0) -> dict:
+    """Cotangents of every id in ``sources``, given ``seeds`` as ``(target, cotangent)`` pairs.
+
+    ``entries`` is the tape in recording order. Returns ``{uid: Tensor}`` for the connected
+    sources only.
+    """
+    from .ops import add
+
+    needed, feeds = _prune(entries, sources)
+    cotangents: dict = {}
+    for target, seed in seeds:
+        uid = target._uid
+        previous = cotangents.get(uid)
+        cotangents[uid] = seed if previous is None else add(previous, seed)
+    for entry in reversed(needed):
+        out_uid = entry.output._uid
+        g = cotangents.get(out_uid) if out_uid in sources else cotangents.pop(out_uid, None)
+        if g is None:
+            continue
+        prim: Primitive = entry.prim
+        inputs = entry.inputs
+        together = None
+        if prim.vjp_all is not None:
+            together = prim.vjp_all(g, entry.output, inputs, entry.params)
+        for index, inp in enumerate(inputs):
+            uid = inp._uid
+            if uid not in feeds or inp._data.dtype.kind not in "fc":
+                continue
+            if together is not None:
+                grad = together[index]
+            elif prim.has_rule(index):
+                grad = prim.vjp(index, g, entry.output, inputs, entry.params)
+            else:
+                continue
+            if grad is None:
+                continue
+            grad = fit(grad, inp, g.shape[:batch])
+            previous = cotangents.get(uid)
+            cotangents[uid] = grad if previous is None else add(previous, grad)
+    return {uid: cotangents[uid] for uid in sources if uid in cotangents}
+
+
+def _prune(entries: list, sources: set) -> "tuple[list, set]":
+    """The entries a source feeds, and the ids those sources feed (sources included)."""
+    feeds = set(sources)
+    needed = []
+    for entry in entries:
+        for inp in entry.inputs:
+            if inp._uid in feeds:
+                needed.append(entry)
+                feeds.add(entry.output._uid)
+                break
+    return needed, feeds
+
+
+def fit(grad, like, batch_shape: tuple = ()):
+    """``grad`` summed/broadcast to ``batch_shape + like.shape`` and cast to ``like.dtype``."""
+    from .ops import broadcast_to, cast, sum_to
+
+    want = tuple(batch_shape) + like.shape
+    if grad.shape != want:
+        grad = sum_to(grad, want)
+        if grad.shape != want:
+            grad = broadcast_to(grad, want)
+    if grad.dtype != like.dtype:
+        grad = cast(grad, like.dtype)
+    return grad
+
+
+def batchable(entries: list, sources: set) -> bool:
+    """True when every entry between the sources and the targets accepts batched cotangents."""
+    needed, _ = _prune(entries, sources)
+    for entry in needed:
+        ok = entry.prim.batchable
+        if callable(ok):
+            ok = ok(entry.params)
+        if not ok:
+            return False
+    return True

@@ -1,0 +1,104 @@
+"""``@custom_gradient``: a user function whose gradient the user defines (TensorFlow's form)."""
+
+from __future__ import annotations
+
+import functools
+
+from ._state import recording
+from .dispatch import note_variable_read, record
+from .errors import GradientRuleError
+from .registry import defvjp_all, primitive
+from .tensor import Tensor, Variable, convert_to_tensor
+
+__all__ = ["custom_gradient"]
+
+
+def _user_grads(g, ans, inputs, params):
+    fn_name, grad_fn = params["name"], params["grad_fn"]
+    grads = grad_fn(g)
+    if isinstance(grads, Tensor) or not isinstance(grads, (list, tuple)):
+        grads = [grads]
+    if len(grads) != len(inputs):
+        raise GradientRuleError(
+            f"custom_gradient: the gradient function of {fn_name!r} returned {len(grads)} "
+            f"gradient(s) but the function has {len(inputs)} tensor input(s); hint: return one "
+            f"gradient (or None) per input, in order"
+        )
+    out = []
+    for i, (grad, x) in enumerate(zip(grads, inputs)):
+        if grad is None:
+            out.append(None)
+            continue
+        grad = convert_to_tensor(grad)
+        if grad.shape != x.shape and g.shape[: g.ndim - ans.ndim] == ():
+            try:
+                from .ops import broadcast_to, sum_to
+
+                grad = broadcast_to(sum_to(grad, x.shape), x.shape)
+            except Exception:
+                raise GradientRuleError(
+                    f"custom_gradient: gradient {i} of {fn_name!r} has shape {grad.shape} but "
+                    f"input {i} has shape {x.shape}"
+                ) from None
+        out.append(grad)
+    return out
+
+
+# User rules see one cotangent at a time, so jacobian walks rows one by one through them.
+CUSTOM = defvjp_all(primitive("custom_gradient", None, ("x",), unify=(), batchable=False),
+                    _user_grads)
+
+
+def custom_gradient(f):
+    """Decorate ``f(*x) -> (y, grad_fn)`` so that gradients of ``y`` use ``grad_fn(upstream)``,
+    which returns one gradient (or ``None``) per input. Works with nested tapes: the ops in
+    ``grad_fn`` are recorded by any outer tape.
+
+    Examples
+    --------
+    >>> import gputape as gt
+    >>> @gt.custom_gradient
+    ... def log1pexp(x):
+    ...     e = gt.exp(x)
+    ...     def grad(upstream):
+    ...         return upstream * (1 - 1 / (1 + e))
+    ...     return gt.log(1 + e), grad
+    >>> x = gt.constant(100.0)
+    >>> with gt.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = log1pexp(x)
+    >>> float(tape.gradient(y, x))
+    1.0
+    """
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        inputs = [_read(a) for a in args]
+        tapes = recording.tapes
+        active = list(tapes)
+        tapes.clear()
+        try:
+            result = f(*inputs, **kwargs)
+        finally:
+            tapes.extend(active)
+        if not (isinstance(result, tuple) and len(result) == 2 and callable(result[1])):
+            raise GradientRuleError(
+                f"custom_gradient: {f.__name__!r} must return a pair (y, grad_fn), got "
+                f"{type(result).__name__}"
+            )
+        y, grad_fn = result
+        if not isinstance(y, Tensor):
+            y = convert_to_tensor(y)
+        output = Tensor._wrap(y._data)
+        if tapes and output.dtype.kind in "fc":
+            record(tapes, CUSTOM, inputs, {"name": f.__name__, "grad_fn": grad_fn}, output)
+        return output
+
+    return wrapper
+
+
+def _read(value) -> Tensor:
+    if isinstance(value, Variable):
+        note_variable_read(value)
+        return value._snapshot()
+    return convert_to_tensor(value)

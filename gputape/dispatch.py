@@ -1,0 +1,195 @@
+"""``apply``: the one place where ops, devices, dtypes and tapes meet.
+
+1. convert the arguments (Python numbers are weakly typed, Variables are read),
+2. pick the array namespace from the operands (mixed devices raise DeviceMismatchError),
+3. run the primitive's implementation (a fused override on the GPU when one is registered),
+4. wrap the result in a Tensor,
+5. record it on every recording tape that watches one of its float inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes
+from ._state import TapeEntry, recording
+from .device import default_device, device_of, move, namespace_of
+from .errors import ArgumentError, DeviceMismatchError, DTypeError, GputapeError, ShapeError
+from .registry import Primitive
+from .tensor import Tensor, Variable
+
+__all__ = ["apply", "describe"]
+
+
+def apply(prim: Primitive, *args, **params) -> Tensor:
+    """Run primitive ``prim`` on ``args`` (tensors or values that can become tensors) with
+    static keyword ``params``, and record it on the active tapes."""
+    tensors = _operands(prim, args)
+    data = tensors[0]._data
+    xp = np if type(data) is np.ndarray else namespace_of(data)
+    forward = prim.implementation(xp.__name__) if prim.overrides else prim.forward
+    try:
+        out = forward(xp, *[t._data for t in tensors], **params)
+    except GputapeError:
+        raise
+    except (ValueError, TypeError, IndexError) as exc:
+        raise _explain(prim, tensors, exc) from exc
+    if xp is np and type(out) is not np.ndarray:
+        out = np.asarray(out)  # NumPy ufuncs return scalars for 0-d inputs
+    result = Tensor._wrap(out)
+    tapes = recording.tapes
+    if tapes and prim.differentiable and out.dtype.kind in "fc":
+        record(tapes, prim, tensors, params, result)
+    return result
+
+
+def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) -> None:
+    """Append one entry to every tape in ``tapes`` that watches a float input."""
+    entry = None
+    for tape in tapes:
+        watched = tape._watched
+        for t in tensors:
+            if t._uid in watched and t._data.dtype.kind in "fc":
+                break
+        else:
+            continue
+        if entry is None:
+            entry = TapeEntry(prim, tuple(tensors), params, result)
+        tape._entries.append(entry)
+        watched.add(result._uid)
+
+
+def _operands(prim: Primitive, args: tuple) -> list:
+    """Tensors for ``args``: one device, one dtype per unified group, weak scalars converted."""
+    if _all_plain_tensors(args):
+        _check_dtypes(prim, args)
+        return args
+    tensors: list = list(args)
+    device = None
+    device_arg = None
+    pending: list = []  # (index, value) still to convert once the device is known
+    for i, value in enumerate(args):
+        if isinstance(value, Tensor):
+            if isinstance(value, Variable):
+                note_variable_read(value)
+                value = tensors[i] = value._snapshot()
+            dev = device_of(value._data)
+            if device is None:
+                device, device_arg = dev, i
+            elif dev != device:
+                raise DeviceMismatchError(
+                    f"{prim.name}: argument {_arg(prim, device_arg)!r} lives on {device} but "
+                    f"argument {_arg(prim, i)!r} on {dev}; hint: move one with .to('{device}') "
+                    f"(Python numbers are fine anywhere)"
+                )
+        else:
+            pending.append(i)
+    if not pending:
+        _check_dtypes(prim, tensors)
+        return tensors
+    if device is None:
+        device = default_device()
+    weak: list = []
+    for i in pending:
+        value = args[i]
+        if dtypes.is_weak(value):
+            weak.append(i)
+        else:
+            host = dtypes.infer_host_array(value, None, prim.name, _arg(prim, i))
+            if type(value).__module__.startswith("cupy"):
+                raise DeviceMismatchError(
+                    f"{prim.name}: argument {_arg(prim, i)!r} is a raw CuPy array; hint: wrap it "
+                    f"with gt.constant(array) first"
+                )
+            tensors[i] = Tensor._wrap(move(host, device))
+    for i in weak:
+        tensors[i] = _weak_tensor(prim, args, tensors, i, device)
+    _check_dtypes(prim, tensors)
+    return tensors
+
+
+def _all_plain_tensors(args: tuple) -> bool:
+    for value in args:
+        if type(value) is not Tensor:
+            return False
+    if len(args) > 1:
+        first = args[0]._data
+        kind = type(first)
+        for value in args[1:]:
+            if type(value._data) is not kind:
+                return False
+        if kind is not np.ndarray:
+            dev = first.device.id
+            if any(value._data.device.id != dev for value in args[1:]):
+                return False
+    return True
+
+
+def _weak_tensor(prim: Primitive, args: tuple, tensors: list, i: int, device) -> Tensor:
+    value = args[i]
+    group = prim.unify if i in prim.unify else (i,)
+    strong = [tensors[j] for j in group if isinstance(tensors[j], Tensor)]
+    if strong:
+        dtype = strong[0]._data.dtype
+        dtypes.cast_weak(value, dtype, prim.name, _arg(prim, i))
+    else:
+        dtype = dtypes.weak_dtype([args[j] for j in group])
+    return Tensor._wrap(move(np.asarray(value, dtype=dtype), device))
+
+
+def _check_dtypes(prim: Primitive, tensors) -> None:
+    group = prim.unify
+    if len(group) > 1:
+        first = tensors[group[0]]._data.dtype
+        for j in group[1:]:
+            other = tensors[j]._data.dtype
+            if other != first:
+                a, b = _arg(prim, group[0]), _arg(prim, j)
+                raise DTypeError(
+                    f"{prim.name}: argument {a!r} has dtype {first} but {b!r} has dtype {other}; "
+                    f"gputape does not promote silently; hint: gt.cast({b}, {first}) "
+                    f"(Python numbers adapt on their own)"
+                )
+    if prim.float_only:
+        for t in tensors:
+            if t._data.dtype.kind not in "fc":
+                raise DTypeError(
+                    f"{prim.name}: needs a float tensor, got {describe(prim, tensors)}; hint: "
+                    f"gt.cast(x, gt.float32)"
+                )
+
+
+def note_variable_read(variable: Variable) -> None:
+    if variable.trainable:
+        for tape in recording.tapes:
+            if tape._watch_accessed_variables:
+                tape._watch_one(variable)
+
+
+def _arg(prim: Primitive, i: int) -> str:
+    names = prim.arg_names
+    if i < len(names):
+        return names[i]
+    return f"{names[-1]}[{i}]" if names else f"arg{i}"
+
+
+def describe(prim: Primitive, tensors) -> str:
+    """``x: float32 (2, 3) on cpu, y: ...``: the operands, for error messages."""
+    return ", ".join(
+        f"{_arg(prim, i)}: {t.dtype} {t.shape} on {t.device}" for i, t in enumerate(tensors)
+    )
+
+
+def _explain(prim: Primitive, tensors, exc: Exception) -> Exception:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    operands = describe(prim, tensors)
+    if "broadcast" in text:
+        return ShapeError(
+            f"{prim.name}: shapes do not broadcast ({operands}); hint: each dimension must be "
+            f"equal or 1, counting from the right; use gt.reshape or gt.expand_dims"
+        )
+    if isinstance(exc, IndexError):
+        from .errors import IndexOutOfRangeError
+
+        return IndexOutOfRangeError(f"{prim.name}: {text} ({operands})")
+    return ArgumentError(f"{prim.name}: {text} ({operands})")

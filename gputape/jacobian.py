@@ -1,0 +1,93 @@
+"""Jacobians from one batched backward pass: the seed carries one row per target element.
+
+Where a recorded rule cannot take batched cotangents (a ``custom_gradient`` function, an index
+with separated advanced indices), the rows are walked one at a time instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+from . import backward, nest
+from .errors import TapeValueError
+from .tensor import Tensor, Variable
+
+
+def jacobian(entries: list, target, sources, mode, vectorize: bool = True):
+    """``target.shape + source.shape`` Jacobian for each source in the nest ``sources``."""
+    from .ops import eye, reshape
+
+    target = _tensor(target, "target")
+    flat = [_tensor(s, "sources") for s in nest.flatten(sources)]
+    wanted = {s._uid for s in flat if s.dtype.kind in "fc"}
+    n = target.size
+    seed = eye(n, dtype=target.dtype, device=target.device)
+    rows = reshape(seed, (n,) + target.shape)
+    found = _walk_rows(entries, target, rows, wanted, vectorize)
+    results = []
+    for s in flat:
+        g = found.get(s._uid)
+        if g is not None:
+            g = reshape(g, target.shape + s.shape)
+        results.append(_finish(g, target.shape + s.shape, s, mode))
+    return nest.pack_as(sources, results)
+
+
+def batch_jacobian(entries: list, target, source, mode, vectorize: bool = True):
+    """``(batch,) + target.shape[1:] + source.shape[1:]`` per-example Jacobian."""
+    from .ops import broadcast_to, eye, reshape, transpose
+
+    target = _tensor(target, "target")
+    source = _tensor(source, "source")
+    if target.ndim == 0 or source.ndim == 0 or target.shape[0] != source.shape[0]:
+        raise TapeValueError(
+            f"batch_jacobian: target shape {target.shape} and source shape {source.shape} must "
+            f"share the leading (batch) dimension; hint: use jacobian() for unbatched inputs"
+        )
+    batch, inner = target.shape[0], target.shape[1:]
+    k = math.prod(inner)
+    seed = reshape(eye(k, dtype=target.dtype, device=target.device), (k, 1) + inner)
+    rows = broadcast_to(seed, (k, batch) + inner)
+    wanted = {source._uid} if source.dtype.kind in "fc" else set()
+    g = _walk_rows(entries, target, rows, wanted, vectorize).get(source._uid)
+    shape = (batch,) + inner + source.shape[1:]
+    if g is not None:
+        g = transpose(g, (1, 0) + tuple(range(2, g.ndim)))
+        g = reshape(g, shape)
+    return _finish(g, shape, source, mode)
+
+
+def _walk_rows(entries: list, target: Tensor, rows: Tensor, wanted: set, vectorize: bool) -> dict:
+    if rows.shape[0] == 0:
+        return {}
+    if vectorize and backward.batchable(entries, wanted):
+        return backward.walk(entries, [(target, rows)], wanted, batch=1)
+    from .ops import stack, zeros_like
+
+    per_row = [backward.walk(entries, [(target, rows[i])], wanted) for i in range(rows.shape[0])]
+    found = {}
+    for uid in wanted:
+        grads = [row.get(uid) for row in per_row]
+        present = next((g for g in grads if g is not None), None)
+        if present is not None:
+            found[uid] = stack([g if g is not None else zeros_like(present) for g in grads])
+    return found
+
+
+def _finish(g, shape: tuple, source: Tensor, mode):
+    from .ops import zeros
+    from .tape import UnconnectedGradients
+
+    if g is None and (mode is UnconnectedGradients.ZERO or math.prod(shape) == 0):
+        return zeros(shape, dtype=source.dtype, device=source.device)
+    return g
+
+
+def _tensor(value, what: str) -> Tensor:
+    if isinstance(value, Variable):
+        return value._snapshot()
+    if not isinstance(value, Tensor):
+        raise TapeValueError(
+            f"jacobian: `{what}` must be a gt.Tensor or gt.Variable, got {type(value).__name__}"
+        )
+    return value

@@ -1,0 +1,160 @@
+"""Tensors made from nothing (or from another tensor's shape): not differentiable."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..device import Device, default_device
+from ..errors import ArgumentError
+from ..tensor import Tensor, convert_to_tensor
+from ._axes import as_shape
+
+
+def _xp_and_device(device):
+    dev = Device(device) if device is not None else default_device()
+    return dev.xp, dev
+
+
+def _made(array, dev: Device) -> Tensor:
+    if dev.kind == "gpu":
+        with dev.xp.cuda.Device(dev.index):
+            return Tensor._wrap(array())
+    return Tensor._wrap(array())
+
+
+def zeros(shape, dtype=dtypes.float32, device=None) -> Tensor:
+    """A tensor of zeros.
+
+    >>> import gputape as gt
+    >>> gt.zeros((2, 3)).shape
+    (2, 3)
+    """
+    xp, dev = _xp_and_device(device)
+    shape, dtype = as_shape("zeros", shape), dtypes.as_dtype(dtype)
+    return _made(lambda: xp.zeros(shape, dtype), dev)
+
+
+def ones(shape, dtype=dtypes.float32, device=None) -> Tensor:
+    """A tensor of ones.
+
+    >>> import gputape as gt
+    >>> gt.ones(2).numpy()
+    array([1., 1.], dtype=float32)
+    """
+    xp, dev = _xp_and_device(device)
+    shape, dtype = as_shape("ones", shape), dtypes.as_dtype(dtype)
+    return _made(lambda: xp.ones(shape, dtype), dev)
+
+
+def fill(dims, value, device=None) -> Tensor:
+    """A tensor of shape ``dims`` filled with ``value`` (Python floats give float32).
+
+    >>> import gputape as gt
+    >>> gt.fill((2,), 7).numpy()
+    array([7, 7], dtype=int32)
+    """
+    if isinstance(value, Tensor):
+        dtype, value = value.dtype, value.numpy()
+    else:
+        dtype = dtypes.weak_dtype([value]) if dtypes.is_weak(value) else np.asarray(value).dtype
+    xp, dev = _xp_and_device(device)
+    shape = as_shape("fill", dims)
+    return _made(lambda: xp.full(shape, value, dtype=dtype), dev)
+
+
+def eye(num_rows, num_columns=None, dtype=dtypes.float32, device=None) -> Tensor:
+    """An identity matrix.
+
+    >>> import gputape as gt
+    >>> gt.eye(2).numpy()
+    array([[1., 0.],
+           [0., 1.]], dtype=float32)
+    """
+    xp, dev = _xp_and_device(device)
+    dtype = dtypes.as_dtype(dtype)
+    return _made(lambda: xp.eye(num_rows, num_columns, dtype=dtype), dev)
+
+
+def _like(x, dtype, device):
+    if not isinstance(x, Tensor):
+        x = convert_to_tensor(x, device=device)
+    dev = Device(device) if device is not None else x.device
+    dtype = x.dtype if dtype is None else dtypes.as_dtype(dtype)
+    return dev, x.shape, dtype
+
+
+def zeros_like(input, dtype=None, device=None) -> Tensor:  # noqa: A002 - TensorFlow's name
+    """Zeros with the shape (and by default the dtype and device) of ``input``.
+
+    >>> import gputape as gt
+    >>> gt.zeros_like(gt.ones((2,), gt.float64)).numpy()
+    array([0., 0.])
+    """
+    dev, shape, dtype = _like(input, dtype, device)
+    return zeros(shape, dtype, dev)
+
+
+def ones_like(input, dtype=None, device=None) -> Tensor:  # noqa: A002 - TensorFlow's name
+    """Ones with the shape (and by default the dtype and device) of ``input``.
+
+    >>> import gputape as gt
+    >>> gt.ones_like([[1, 2]]).numpy()
+    array([[1, 1]], dtype=int32)
+    """
+    dev, shape, dtype = _like(input, dtype, device)
+    return ones(shape, dtype, dev)
+
+
+def linspace(start, stop, num, device=None) -> Tensor:
+    """``num`` evenly spaced values from ``start`` to ``stop`` inclusive (float32 for Python
+    numbers).
+
+    >>> import gputape as gt
+    >>> gt.linspace(0.0, 1.0, 5).numpy()
+    array([0.  , 0.25, 0.5 , 0.75, 1.  ], dtype=float32)
+    """
+    dtype = _float_dtype_of(start, stop)
+    num = int(num)
+    if num < 0:
+        raise ArgumentError(f"linspace: num must be >= 0, got {num}")
+    start, stop = float(start), float(stop)
+    xp, dev = _xp_and_device(device)
+    return _made(lambda: xp.linspace(start, stop, num, dtype=np.float64).astype(dtype), dev)
+
+
+lin_space = linspace
+
+
+def range(start, limit=None, delta=1, dtype=None, device=None) -> Tensor:  # noqa: A001
+    """Values from ``start`` (inclusive) to ``limit`` (exclusive) in steps of ``delta``; with
+    one argument, from 0 to ``start``. Python ints give int32, floats float32.
+
+    >>> import gputape as gt
+    >>> gt.range(3).numpy()
+    array([0, 1, 2], dtype=int32)
+    """
+    if limit is None:
+        start, limit = 0, start
+    values = [v.numpy().item() if isinstance(v, Tensor) else v for v in (start, limit, delta)]
+    if values[2] == 0:
+        raise ArgumentError("range: delta must not be 0")
+    dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.weak_dtype(values)
+    xp, dev = _xp_and_device(device)
+    return _made(lambda: xp.arange(*values).astype(dtype), dev)
+
+
+def _float_dtype_of(*values) -> np.dtype:
+    for v in values:
+        if isinstance(v, Tensor) and v.dtype.kind == "f":
+            return v.dtype
+    return dtypes.float32
+
+
+def convert_like(value, like: Tensor, what: str) -> Tensor:
+    """``value`` as a tensor on ``like``'s device, keeping tensors as they are."""
+    if isinstance(value, Tensor):
+        return value
+    dtype = like.dtype if dtypes.is_weak(value) or isinstance(value, (list, tuple)) else None
+    return convert_to_tensor(value, dtype=dtype, device=like.device)
+

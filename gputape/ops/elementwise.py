@@ -1,0 +1,500 @@
+"""Elementwise primitives: each forward and its per-input gradient rules side by side.
+
+Rules follow TensorFlow's choices at kinks and ties (relu'(0) = 0, abs'(0) = 0, maximum sends
+the gradient to ``x`` where ``x >= y``, ``d/dp x**p`` is 0 where ``x <= 0``).
+"""
+
+from __future__ import annotations
+
+from ..dispatch import apply
+from ..registry import defvjp, primitive
+
+# -- arithmetic ---------------------------------------------------------------------------
+
+ADD = defvjp(primitive("add", lambda xp, x, y: xp.add(x, y), ("x", "y")),
+             lambda g, ans, x, y: g,
+             lambda g, ans, x, y: g)
+
+SUBTRACT = defvjp(primitive("subtract", lambda xp, x, y: xp.subtract(x, y), ("x", "y")),
+                  lambda g, ans, x, y: g,
+                  lambda g, ans, x, y: negative(g))
+
+MULTIPLY = defvjp(primitive("multiply", lambda xp, x, y: xp.multiply(x, y), ("x", "y")),
+                  lambda g, ans, x, y: g * y,
+                  lambda g, ans, x, y: g * x)
+
+DIVIDE = defvjp(primitive("divide", lambda xp, x, y: xp.true_divide(x, y), ("x", "y")),
+                lambda g, ans, x, y: g / y,
+                lambda g, ans, x, y: g * (negative(x) / y / y))
+
+
+def _pow_forward(xp, x, p):
+    return xp.power(x, p)
+
+
+def _pow_grad_p(g, ans, x, p):
+    # d/dp x**p = x**p log x, defined as 0 where x <= 0 (TF); the inner where keeps log finite
+    # so that higher derivatives through this rule stay finite too.
+    positive = greater(x, 0)
+    log_x = where(positive, log(where(positive, x, 1)), 0)
+    return g * ans * log_x
+
+
+POW = defvjp(primitive("pow", _pow_forward, ("x", "y")),
+             lambda g, ans, x, p: g * p * pow(x, p - 1),
+             _pow_grad_p)
+
+NEGATIVE = defvjp(primitive("negative", lambda xp, x: xp.negative(x)),
+                  lambda g, ans, x: negative(g))
+
+MAXIMUM = defvjp(primitive("maximum", lambda xp, x, y: xp.maximum(x, y), ("x", "y")),
+                 lambda g, ans, x, y: where(greater_equal(x, y), g, 0),
+                 lambda g, ans, x, y: where(greater_equal(x, y), 0, g))
+
+MINIMUM = defvjp(primitive("minimum", lambda xp, x, y: xp.minimum(x, y), ("x", "y")),
+                 lambda g, ans, x, y: where(less_equal(x, y), g, 0),
+                 lambda g, ans, x, y: where(less_equal(x, y), 0, g))
+
+WHERE = defvjp(primitive("where", lambda xp, c, x, y: xp.where(c, x, y), ("condition", "x", "y"),
+                         unify=(1, 2)),
+               None,
+               lambda g, ans, c, x, y: where(c, g, 0),
+               lambda g, ans, c, x, y: where(c, 0, g))
+
+# -- unary math ---------------------------------------------------------------------------
+
+
+def _float_unary(name, forward, rule):
+    return defvjp(primitive(name, forward, float_only=True), rule)
+
+
+SQUARE = defvjp(primitive("square", lambda xp, x: xp.multiply(x, x)),
+                lambda g, ans, x: g * (2 * x))
+SQRT = _float_unary("sqrt", lambda xp, x: xp.sqrt(x), lambda g, ans, x: g / (2 * ans))
+EXP = _float_unary("exp", lambda xp, x: xp.exp(x), lambda g, ans, x: g * ans)
+LOG = _float_unary("log", lambda xp, x: xp.log(x), lambda g, ans, x: g / x)
+LOG1P = _float_unary("log1p", lambda xp, x: xp.log1p(x), lambda g, ans, x: g / (1 + x))
+EXPM1 = _float_unary("expm1", lambda xp, x: xp.expm1(x), lambda g, ans, x: g * (ans + 1))
+SIN = _float_unary("sin", lambda xp, x: xp.sin(x), lambda g, ans, x: g * cos(x))
+COS = _float_unary("cos", lambda xp, x: xp.cos(x), lambda g, ans, x: negative(g * sin(x)))
+TAN = _float_unary("tan", lambda xp, x: xp.tan(x), lambda g, ans, x: g / square(cos(x)))
+TANH = _float_unary("tanh", lambda xp, x: xp.tanh(x), lambda g, ans, x: g * (1 - square(ans)))
+
+
+def _sigmoid_forward(xp, x):
+    # exp of -|x| never overflows; both branches are exact in their half-line.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _softplus_forward(xp, x):
+    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow at +1e4, no cancellation at -1e4.
+    return (xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))).astype(x.dtype, copy=False)
+
+
+SIGMOID = _float_unary("sigmoid", _sigmoid_forward, lambda g, ans, x: g * (ans * (1 - ans)))
+SOFTPLUS = _float_unary("softplus", _softplus_forward, lambda g, ans, x: g * sigmoid(x))
+
+# relu's gradient uses a step function whose own gradient is zero (not None), as TF's ReluGrad.
+STEP = defvjp(primitive("step", lambda xp, x: (x > 0).astype(x.dtype)),
+              lambda g, ans, x: zeros_like_tensor(x))
+RELU = defvjp(primitive("relu", lambda xp, x: xp.maximum(x, xp.zeros((), x.dtype))),
+              lambda g, ans, x: g * apply(STEP, x))
+ABS = defvjp(primitive("abs", lambda xp, x: xp.abs(x)), lambda g, ans, x: g * sign(x))
+SIGN = defvjp(primitive("sign", lambda xp, x: xp.sign(x)), lambda g, ans, x: zeros_like_tensor(x))
+IDENTITY = defvjp(primitive("identity", lambda xp, x: x), lambda g, ans, x: g)
+
+
+def _cast_forward(xp, x, dtype):
+    return x.astype(dtype, copy=False)
+
+
+CAST = defvjp(primitive("cast", _cast_forward, unify=()), lambda g, ans, x, dtype: cast(g, x.dtype))
+
+# -- not differentiable -------------------------------------------------------------------
+FLOOR = primitive("floor", lambda xp, x: xp.floor(x), differentiable=False)
+ROUND = primitive("round", lambda xp, x: xp.round(x), differentiable=False)  # half to even, as TF
+STOP_GRADIENT = primitive("stop_gradient", lambda xp, x: x, differentiable=False)
+
+_COMPARE = {
+    name: primitive(name, forward, ("x", "y"), differentiable=False)
+    for name, forward in [
+        ("equal", lambda xp, x, y: xp.equal(x, y)),
+        ("not_equal", lambda xp, x, y: xp.not_equal(x, y)),
+        ("less", lambda xp, x, y: xp.less(x, y)),
+        ("less_equal", lambda xp, x, y: xp.less_equal(x, y)),
+        ("greater", lambda xp, x, y: xp.greater(x, y)),
+        ("greater_equal", lambda xp, x, y: xp.greater_equal(x, y)),
+        ("logical_and", lambda xp, x, y: xp.logical_and(x, y)),
+        ("logical_or", lambda xp, x, y: xp.logical_or(x, y)),
+    ]
+}
+LOGICAL_NOT = primitive("logical_not", lambda xp, x: xp.logical_not(x), differentiable=False)
+ARGWHERE = primitive("argwhere", lambda xp, c: xp.argwhere(c), ("condition",),
+                     differentiable=False)
+
+
+# == public functions ======================================================================
+
+
+def add(x, y):
+    """``x + y`` elementwise, with broadcasting.
+
+    >>> import gputape as gt
+    >>> gt.add([1.0, 2.0], 3.0).numpy()
+    array([4., 5.], dtype=float32)
+    """
+    return apply(ADD, x, y)
+
+
+def subtract(x, y):
+    """``x - y`` elementwise, with broadcasting.
+
+    >>> import gputape as gt
+    >>> gt.subtract(5.0, [1.0, 2.0]).numpy()
+    array([4., 3.], dtype=float32)
+    """
+    return apply(SUBTRACT, x, y)
+
+
+def multiply(x, y):
+    """``x * y`` elementwise, with broadcasting.
+
+    >>> import gputape as gt
+    >>> gt.multiply(1, 3.0)
+    ... # doctest: +ELLIPSIS
+    <gt.Tensor shape=() dtype=float32 device=... numpy=3.0>
+    """
+    return apply(MULTIPLY, x, y)
+
+
+def divide(x, y):
+    """``x / y`` elementwise (true division), with broadcasting.
+
+    >>> import gputape as gt
+    >>> gt.divide([1.0, 3.0], 2.0).numpy()
+    array([0.5, 1.5], dtype=float32)
+    """
+    return apply(DIVIDE, x, y)
+
+
+def pow(x, y):  # noqa: A001 - TensorFlow's name
+    """``x ** y`` elementwise; ``d/dx = y * x**(y-1)``, ``d/dy = x**y * log(x)`` (0 where x <= 0).
+
+    >>> import gputape as gt
+    >>> gt.pow([2.0, 3.0], 2).numpy()
+    array([4., 9.], dtype=float32)
+    """
+    return apply(POW, x, y)
+
+
+def negative(x):
+    """``-x`` elementwise.
+
+    >>> import gputape as gt
+    >>> gt.negative([1.0, -2.0]).numpy()
+    array([-1.,  2.], dtype=float32)
+    """
+    return apply(NEGATIVE, x)
+
+
+def maximum(x, y):
+    """Elementwise maximum; at ties the gradient goes to ``x``.
+
+    >>> import gputape as gt
+    >>> gt.maximum([1.0, 5.0], 3.0).numpy()
+    array([3., 5.], dtype=float32)
+    """
+    return apply(MAXIMUM, x, y)
+
+
+def minimum(x, y):
+    """Elementwise minimum; at ties the gradient goes to ``x``.
+
+    >>> import gputape as gt
+    >>> gt.minimum([1.0, 5.0], 3.0).numpy()
+    array([1., 3.], dtype=float32)
+    """
+    return apply(MINIMUM, x, y)
+
+
+def where(condition, x=None, y=None):
+    """Pick ``x`` where ``condition`` is true, else ``y`` (broadcasting). With only
+    ``condition``, the int64 coordinates of its true elements.
+
+    >>> import gputape as gt
+    >>> gt.where([True, False], 1.0, -1.0).numpy()
+    array([ 1., -1.], dtype=float32)
+    """
+    from ..errors import ArgumentError, DTypeError
+
+    if x is None and y is None:
+        return apply(ARGWHERE, condition)
+    if x is None or y is None:
+        raise ArgumentError("where: give both x and y, or neither (to get coordinates)")
+    cond_dtype = getattr(condition, "dtype", None)
+    if cond_dtype is not None and cond_dtype.kind != "b":
+        raise DTypeError(
+            f"where: condition must be a bool tensor, got dtype {cond_dtype}; hint: compare "
+            f"first, e.g. gt.where(x > 0, x, y)"
+        )
+    return apply(WHERE, condition, x, y)
+
+
+def square(x):
+    """``x * x`` elementwise.
+
+    >>> import gputape as gt
+    >>> gt.square([2.0, -3.0]).numpy()
+    array([4., 9.], dtype=float32)
+    """
+    return apply(SQUARE, x)
+
+
+def sqrt(x):
+    """Elementwise square root.
+
+    >>> import gputape as gt
+    >>> gt.sqrt([4.0, 9.0]).numpy()
+    array([2., 3.], dtype=float32)
+    """
+    return apply(SQRT, x)
+
+
+def exp(x):
+    """Elementwise ``e**x``.
+
+    >>> import gputape as gt
+    >>> float(gt.exp(0.0))
+    1.0
+    """
+    return apply(EXP, x)
+
+
+def log(x):
+    """Elementwise natural logarithm.
+
+    >>> import gputape as gt
+    >>> float(gt.log(1.0))
+    0.0
+    """
+    return apply(LOG, x)
+
+
+def log1p(x):
+    """Elementwise ``log(1 + x)``, accurate for small ``x``.
+
+    >>> import gputape as gt
+    >>> float(gt.log1p(0.0))
+    0.0
+    """
+    return apply(LOG1P, x)
+
+
+def expm1(x):
+    """Elementwise ``exp(x) - 1``, accurate for small ``x``.
+
+    >>> import gputape as gt
+    >>> float(gt.expm1(0.0))
+    0.0
+    """
+    return apply(EXPM1, x)
+
+
+def sin(x):
+    """Elementwise sine.
+
+    >>> import gputape as gt
+    >>> float(gt.sin(0.0))
+    0.0
+    """
+    return apply(SIN, x)
+
+
+def cos(x):
+    """Elementwise cosine.
+
+    >>> import gputape as gt
+    >>> float(gt.cos(0.0))
+    1.0
+    """
+    return apply(COS, x)
+
+
+def tan(x):
+    """Elementwise tangent.
+
+    >>> import gputape as gt
+    >>> float(gt.tan(0.0))
+    0.0
+    """
+    return apply(TAN, x)
+
+
+def tanh(x):
+    """Elementwise hyperbolic tangent.
+
+    >>> import gputape as gt
+    >>> float(gt.tanh(0.0))
+    0.0
+    """
+    return apply(TANH, x)
+
+
+def sigmoid(x):
+    """Elementwise logistic function ``1 / (1 + exp(-x))``, stable at large ``|x|``.
+
+    >>> import gputape as gt
+    >>> float(gt.sigmoid(0.0))
+    0.5
+    """
+    return apply(SIGMOID, x)
+
+
+def softplus(x):
+    """Elementwise ``log(1 + exp(x))``, stable at large ``|x|``.
+
+    >>> import gputape as gt
+    >>> float(gt.softplus(0.0)) == float(gt.log(2.0))
+    True
+    """
+    return apply(SOFTPLUS, x)
+
+
+def relu(x):
+    """Elementwise ``max(x, 0)``; its gradient at 0 is 0.
+
+    >>> import gputape as gt
+    >>> gt.relu([-1.0, 2.0]).numpy()
+    array([0., 2.], dtype=float32)
+    """
+    return apply(RELU, x)
+
+
+def abs(x):  # noqa: A001 - TensorFlow's name
+    """Elementwise absolute value; its gradient at 0 is 0.
+
+    >>> import gputape as gt
+    >>> gt.abs([-1.5, 2.0]).numpy()
+    array([1.5, 2. ], dtype=float32)
+    """
+    return apply(ABS, x)
+
+
+def sign(x):
+    """Elementwise sign (-1, 0 or 1); its gradient is zero.
+
+    >>> import gputape as gt
+    >>> gt.sign([-3.0, 0.0, 2.0]).numpy()
+    array([-1.,  0.,  1.], dtype=float32)
+    """
+    return apply(SIGN, x)
+
+
+def floor(x):
+    """Elementwise floor (not differentiable: gradients through it are None).
+
+    >>> import gputape as gt
+    >>> gt.floor([1.5, -1.5]).numpy()
+    array([ 1., -2.], dtype=float32)
+    """
+    return apply(FLOOR, x)
+
+
+def round(x):  # noqa: A001 - TensorFlow's name
+    """Elementwise rounding, halves to even (not differentiable).
+
+    >>> import gputape as gt
+    >>> gt.round([0.5, 1.5, 2.5]).numpy()
+    array([0., 2., 2.], dtype=float32)
+    """
+    return apply(ROUND, x)
+
+
+def identity(x):
+    """The same value as a new tensor (gradients pass through).
+
+    >>> import gputape as gt
+    >>> float(gt.identity(2.0))
+    2.0
+    """
+    return apply(IDENTITY, x)
+
+
+def stop_gradient(x):
+    """The same value, but no gradient flows through it.
+
+    >>> import gputape as gt
+    >>> x = gt.constant(3.0)
+    >>> with gt.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = x * gt.stop_gradient(x)
+    >>> float(tape.gradient(y, x))
+    3.0
+    """
+    return apply(STOP_GRADIENT, x)
+
+
+def cast(x, dtype):
+    """``x`` converted to ``dtype``; float-to-int truncates toward zero. Gradients flow between
+    float dtypes only.
+
+    >>> import gputape as gt
+    >>> gt.cast([1.7, -1.7], gt.int32).numpy()
+    array([ 1, -1], dtype=int32)
+    """
+    from ..dtypes import as_dtype
+
+    return apply(CAST, x, dtype=as_dtype(dtype))
+
+
+def clip_by_value(t, clip_value_min, clip_value_max):
+    """``t`` clipped to ``[clip_value_min, clip_value_max]`` (gradient 1 inside, ties included).
+
+    >>> import gputape as gt
+    >>> gt.clip_by_value([-2.0, 0.5, 3.0], -1.0, 1.0).numpy()
+    array([-1. ,  0.5,  1. ], dtype=float32)
+    """
+    return minimum(maximum(t, clip_value_min), clip_value_max)
+
+
+def zeros_like_tensor(x):
+    from .creation import zeros_like
+
+    return zeros_like(x)
+
+
+def _comparison(name: str, symbol: str):
+    prim = _COMPARE[name]
+
+    def compare(x, y):
+        return apply(prim, x, y)
+
+    compare.__name__ = compare.__qualname__ = name
+    compare.__doc__ = (
+        f"Elementwise ``x {symbol} y`` as a bool tensor (not differentiable).\n\n"
+        f"    >>> import gputape as gt\n"
+        f"    >>> gt.{name}([1.0, 2.0], 2.0).numpy().dtype\n"
+        f"    dtype('bool')\n"
+    )
+    return compare
+
+
+equal = _comparison("equal", "==")
+not_equal = _comparison("not_equal", "!=")
+less = _comparison("less", "<")
+less_equal = _comparison("less_equal", "<=")
+greater = _comparison("greater", ">")
+greater_equal = _comparison("greater_equal", ">=")
+logical_and = _comparison("logical_and", "and")
+logical_or = _comparison("logical_or", "or")
+
+
+def logical_not(x):
+    """Elementwise boolean negation.
+
+    >>> import gputape as gt
+    >>> gt.logical_not([True, False]).numpy()
+    array([False,  True])
+    """
+    return apply(LOGICAL_NOT, x)

@@ -1,0 +1,232 @@
+"""Reductions and their gradients (the broadcast of the cotangent back over the reduced axes),
+plus ``sum_to``, the un-broadcast that ends almost every gradient."""
+
+from __future__ import annotations
+
+import math
+
+from ..dispatch import apply
+from ..registry import defvjp, primitive
+from ._axes import lead, normalize_axes
+
+
+def _kept_shape(shape: tuple, axes: tuple) -> tuple:
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def _spread(g, ans, x, axes, keepdims):
+    """Cotangent of a reduction, reshaped to keep the reduced axes as size 1."""
+    from .shape import reshape
+
+    if keepdims:
+        return g
+    return reshape(g, lead(g, ans) + _kept_shape(x.shape, axes))
+
+
+def _sum_forward(xp, x, axes, keepdims):
+    dtype = x.dtype if x.dtype.kind in "iub" and x.dtype.kind != "b" else None
+    return xp.sum(x, axis=axes, keepdims=keepdims, dtype=dtype)
+
+
+def _sum_vjp(g, ans, x, axes, keepdims):
+    from .shape import broadcast_to
+
+    spread = _spread(g, ans, x, axes, keepdims)
+    return broadcast_to(spread, spread.shape[: spread.ndim - x.ndim] + x.shape)
+
+
+REDUCE_SUM = defvjp(primitive("reduce_sum", _sum_forward, ("input_tensor",)), _sum_vjp)
+
+
+def _extreme_forward(name):
+    def forward(xp, x, axes, keepdims):
+        if x.size == 0:
+            fill = -math.inf if name == "max" else math.inf
+            if x.dtype.kind in "iu":
+                info = xp.iinfo(x.dtype)
+                fill = info.min if name == "max" else info.max
+            kept = _kept_shape(x.shape, axes)
+            shape = kept if keepdims else tuple(s for i, s in enumerate(x.shape) if i not in axes)
+            return xp.full(shape, fill, dtype=x.dtype)
+        return getattr(xp, name)(x, axis=axes, keepdims=keepdims)
+
+    return forward
+
+
+def _extreme_vjp(g, ans, x, axes, keepdims):
+    # Tied extremes share the gradient equally (TF).
+    from .elementwise import cast, equal
+    from .shape import reshape
+
+    kept = _kept_shape(x.shape, axes)
+    mask = cast(equal(x, reshape(ans, kept)), g.dtype)
+    share = mask / reduce_sum(mask, axes, keepdims=True)
+    return _spread(g, ans, x, axes, keepdims) * share
+
+
+REDUCE_MAX = defvjp(primitive("reduce_max", _extreme_forward("max"), ("input_tensor",)),
+                    _extreme_vjp)
+REDUCE_MIN = defvjp(primitive("reduce_min", _extreme_forward("min"), ("input_tensor",)),
+                    _extreme_vjp)
+
+
+def _prod_forward(xp, x, axes, keepdims):
+    dtype = x.dtype if x.dtype.kind in "iu" else None
+    return xp.prod(x, axis=axes, keepdims=keepdims, dtype=dtype)
+
+
+def _prod_vjp(g, ans, x, axes, keepdims):
+    # prod of the others, without dividing by zero: with no zero in the slice it is
+    # prod/x; with exactly one zero only that element gets the product of the rest.
+    from .elementwise import cast, equal, logical_and, where
+
+    is_zero = equal(x, 0)
+    zeros_in_slice = reduce_sum(cast(is_zero, x.dtype), axes, keepdims=True)
+    safe_x = where(is_zero, 1, x)
+    others = reduce_prod(safe_x, axes, keepdims=True)
+    none_zero = equal(zeros_in_slice, 0)
+    lone_zero = logical_and(equal(zeros_in_slice, 1), is_zero)
+    partial = where(none_zero, others / safe_x, where(lone_zero, others, 0))
+    return _spread(g, ans, x, axes, keepdims) * partial
+
+
+REDUCE_PROD = defvjp(primitive("reduce_prod", _prod_forward, ("input_tensor",)), _prod_vjp)
+
+
+def _logsumexp_forward(xp, x, axes, keepdims):
+    peak = xp.max(x, axis=axes, keepdims=True) if x.size else xp.zeros(_kept_shape(x.shape, axes), x.dtype)
+    peak = xp.where(xp.isfinite(peak), peak, xp.zeros((), x.dtype))
+    out = xp.log(xp.sum(xp.exp(x - peak), axis=axes, keepdims=True)) + peak
+    return out if keepdims else xp.squeeze(out, axis=axes)
+
+
+def _logsumexp_vjp(g, ans, x, axes, keepdims):
+    from .elementwise import exp
+    from .shape import reshape
+
+    return _spread(g, ans, x, axes, keepdims) * exp(x - reshape(ans, _kept_shape(x.shape, axes)))
+
+
+REDUCE_LOGSUMEXP = defvjp(primitive("reduce_logsumexp", _logsumexp_forward, ("input_tensor",),
+                                    float_only=True),
+                          _logsumexp_vjp)
+
+
+def _sum_to_forward(xp, x, shape):
+    axes = _sum_to_axes(x.shape, shape)
+    return xp.sum(x, axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
+
+
+def _sum_to_vjp(g, ans, x, shape):
+    from .shape import broadcast_to
+
+    return broadcast_to(g, lead(g, ans) + x.shape)
+
+
+SUM_TO = defvjp(primitive("sum_to", _sum_to_forward), _sum_to_vjp)
+
+
+def _sum_to_axes(have: tuple, want: tuple) -> tuple:
+    extra = len(have) - len(want)
+    axes = list(range(extra))
+    axes += [extra + i for i, s in enumerate(want) if s == 1 and have[extra + i] != 1]
+    return tuple(axes)
+
+
+# == public functions ======================================================================
+
+
+def _reduce(prim, input_tensor, axis, keepdims):
+    from ..tensor import convert_to_tensor
+
+    x = convert_to_tensor(input_tensor)
+    axes = normalize_axes(prim.name, axis, x.ndim)
+    return apply(prim, x, axes=axes, keepdims=bool(keepdims))
+
+
+def reduce_sum(input_tensor, axis=None, keepdims=False):
+    """Sum over ``axis`` (None: all; int or tuple of ints).
+
+    >>> import gputape as gt
+    >>> gt.reduce_sum([[1.0, 2.0], [3.0, 4.0]], axis=0).numpy()
+    array([4., 6.], dtype=float32)
+    """
+    return _reduce(REDUCE_SUM, input_tensor, axis, keepdims)
+
+
+def reduce_max(input_tensor, axis=None, keepdims=False):
+    """Maximum over ``axis``; tied maxima share the gradient equally.
+
+    >>> import gputape as gt
+    >>> float(gt.reduce_max([1.0, 3.0, 2.0]))
+    3.0
+    """
+    return _reduce(REDUCE_MAX, input_tensor, axis, keepdims)
+
+
+def reduce_min(input_tensor, axis=None, keepdims=False):
+    """Minimum over ``axis``; tied minima share the gradient equally.
+
+    >>> import gputape as gt
+    >>> float(gt.reduce_min([1.0, 3.0, 2.0]))
+    1.0
+    """
+    return _reduce(REDUCE_MIN, input_tensor, axis, keepdims)
+
+
+def reduce_prod(input_tensor, axis=None, keepdims=False):
+    """Product over ``axis`` (its gradient is exact with zeros in the input).
+
+    >>> import gputape as gt
+    >>> float(gt.reduce_prod([2.0, 3.0, 4.0]))
+    24.0
+    """
+    return _reduce(REDUCE_PROD, input_tensor, axis, keepdims)
+
+
+def reduce_mean(input_tensor, axis=None, keepdims=False):
+    """Mean over ``axis`` (integer tensors: truncated, as TensorFlow).
+
+    >>> import gputape as gt
+    >>> gt.reduce_mean([[1.0, 2.0], [3.0, 4.0]], axis=1).numpy()
+    array([1.5, 3.5], dtype=float32)
+    """
+    from ..tensor import Tensor, convert_to_tensor
+    from .elementwise import cast, divide
+
+    x = convert_to_tensor(input_tensor)
+    axes = normalize_axes("reduce_mean", axis, x.ndim)
+    count = math.prod(x.shape[a] for a in axes)
+    total = apply(REDUCE_SUM, x, axes=axes, keepdims=bool(keepdims))
+    if x.dtype.kind in "fc":
+        return divide(total, count)
+    data = total._data
+    if count == 0:
+        return cast(total, x.dtype)
+    return Tensor._wrap((data // count + ((data % count != 0) & (data < 0))).astype(x.dtype))
+
+
+def logsumexp(input_tensor, axis=None, keepdims=False):
+    """``log(sum(exp(x)))`` over ``axis``, computed without overflow.
+
+    >>> import gputape as gt
+    >>> round(float(gt.logsumexp([1000.0, 1000.0])), 3)
+    1000.693
+    """
+    return _reduce(REDUCE_LOGSUMEXP, input_tensor, axis, keepdims)
+
+
+reduce_logsumexp = logsumexp
+
+
+def sum_to(x, shape):
+    """Sum ``x`` down to ``shape`` over the dimensions broadcasting added (the un-broadcast).
+
+    >>> import gputape as gt
+    >>> gt.sum_to(gt.ones((2, 3)), (1, 3)).numpy()
+    array([[2., 2., 2.]], dtype=float32)
+    """
+    shape = tuple(shape)
+    if x.ndim < len(shape) or not _sum_to_axes(x.shape, shape):
+        return x
+    return apply(SUM_TO, x, shape=shape)

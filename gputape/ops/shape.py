@@ -1,0 +1,467 @@
+"""Shape and indexing primitives. Their gradients only move, reshape or sum the cotangent."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ..dispatch import apply
+from ..errors import ArgumentError, ArgumentTypeError, IndexOutOfRangeError, ShapeError
+from ..registry import defvjp, defvjp_any, primitive
+from ..tensor import Tensor, convert_to_tensor
+from ._axes import as_shape, lead, normalize_axes, normalize_axis
+
+RESHAPE = defvjp(primitive("reshape", lambda xp, x, shape: xp.reshape(x, shape), ("tensor",),
+                           unify=()),
+                 lambda g, ans, x, shape: reshape(g, lead(g, ans) + x.shape))
+
+
+def _transpose_vjp(g, ans, x, perm):
+    batch = g.ndim - ans.ndim
+    inverse = tuple(int(i) for i in np.argsort(perm))
+    return transpose(g, tuple(range(batch)) + tuple(batch + i for i in inverse))
+
+
+TRANSPOSE = defvjp(primitive("transpose", lambda xp, x, perm: xp.transpose(x, perm), ("a",),
+                             unify=()),
+                   _transpose_vjp)
+
+# The walker sums the cotangent back to the input's shape: broadcast_to needs no rule body.
+BROADCAST_TO = defvjp(primitive("broadcast_to", lambda xp, x, shape: xp.broadcast_to(x, shape),
+                                ("input",), unify=()),
+                      lambda g, ans, x, shape: g)
+
+
+def _concat_vjp(index, g, ans, *values, axis):
+    start = sum(v.shape[axis] for v in values[:index])
+    stop = start + values[index].shape[axis]
+    prefix = (slice(None),) * (g.ndim - ans.ndim + axis)
+    return g[prefix + (slice(start, stop),)]
+
+
+CONCAT = defvjp_any(primitive("concat", lambda xp, *xs, axis: xp.concatenate(xs, axis=axis),
+                              ("values",)),
+                    _concat_vjp)
+CONCAT.unify = ()  # checked in concat(), which knows how many values there are
+
+
+def _tile_vjp(g, ans, x, multiples):
+    from .reduction import reduce_sum
+
+    batch = lead(g, ans)
+    split = batch + tuple(d for pair in zip(multiples, x.shape) for d in pair)
+    nb = len(batch)
+    return reduce_sum(reshape(g, split), axis=tuple(nb + 2 * i for i in range(x.ndim)))
+
+
+TILE = defvjp(primitive("tile", lambda xp, x, multiples: xp.tile(x, multiples), ("input",),
+                        unify=()),
+              _tile_vjp)
+
+
+# -- indexing -----------------------------------------------------------------------------
+
+
+def _getitem_vjp(g, ans, x, index):
+    return apply(SCATTER, g, index=index, shape=x.shape, out_ndim=ans.ndim)
+
+
+def _advanced_adjacent(params) -> bool:
+    """Batched cotangents keep their place only if the array indices sit side by side."""
+    positions = [i for i, k in enumerate(params["index"]) if _is_array(k)]
+    return not positions or positions[-1] - positions[0] == len(positions) - 1
+
+
+GETITEM = defvjp(primitive("getitem", lambda xp, x, index: x[index], ("tensor",), unify=(),
+                           batchable=_advanced_adjacent),
+                 _getitem_vjp)
+
+
+def _scatter_forward(xp, g, index, shape, out_ndim):
+    batch = g.shape[: g.ndim - out_ndim]
+    out = xp.zeros(batch + tuple(shape), dtype=g.dtype)
+    full = (slice(None),) * len(batch) + index
+    if any(_is_array(k) for k in index):
+        if xp is np:
+            np.add.at(out, full, g)
+        else:
+            import cupyx
+
+            cupyx.scatter_add(out, full, g)
+    else:
+        out[full] = g
+    return out
+
+
+def _scatter_vjp(g, ans, x, index, shape, out_ndim):
+    return g[(slice(None),) * (g.ndim - len(shape)) + index]
+
+
+SCATTER = defvjp(primitive("scatter", _scatter_forward, ("updates",), unify=(),
+                           batchable=_advanced_adjacent),
+                 _scatter_vjp)
+
+
+def _is_array(key) -> bool:
+    return hasattr(key, "dtype") and hasattr(key, "shape")
+
+
+def _copy_forward(xp, x, device):
+    from ..device import Device, move
+
+    return move(x, Device(device))
+
+
+COPY_TO_DEVICE = defvjp(primitive("copy_to_device", _copy_forward, ("tensor",), unify=()),
+                        lambda g, ans, x, device: copy_to_device(g, x.device.name))
+
+
+# == public functions ======================================================================
+
+
+def reshape(tensor, shape):
+    """The same values in a new ``shape`` (one entry may be -1).
+
+    >>> import gputape as gt
+    >>> gt.reshape(gt.range(6), (2, -1)).shape
+    (2, 3)
+    """
+    x = convert_to_tensor(tensor)
+    shape = as_shape("reshape", shape)
+    unknown = [i for i, s in enumerate(shape) if s == -1]
+    known = math.prod(s for s in shape if s != -1)
+    if len(unknown) > 1 or any(s < -1 for s in shape):
+        raise ShapeError(f"reshape: shape {shape} may hold at most one -1 and no other negatives")
+    if unknown:
+        if known == 0 or x.size % known:
+            raise ShapeError(
+                f"reshape: cannot reshape a tensor of {x.size} elements (shape {x.shape}) into "
+                f"{shape}; hint: the known dimensions must divide the size"
+            )
+        shape = shape[: unknown[0]] + (x.size // known,) + shape[unknown[0] + 1:]
+    elif known != x.size:
+        raise ShapeError(
+            f"reshape: cannot reshape a tensor of {x.size} elements (shape {x.shape}) into "
+            f"{shape} ({known} elements); hint: use -1 for one dimension to infer it"
+        )
+    if shape == x.shape:
+        return x
+    return apply(RESHAPE, x, shape=shape)
+
+
+def transpose(a, perm=None):
+    """Permute the dimensions (default: reverse them).
+
+    >>> import gputape as gt
+    >>> gt.transpose(gt.zeros((2, 3, 4)), (2, 0, 1)).shape
+    (4, 2, 3)
+    """
+    x = convert_to_tensor(a)
+    if perm is None:
+        perm = tuple(range(x.ndim - 1, -1, -1))
+    perm = tuple(normalize_axis("transpose", p, x.ndim) for p in perm) if x.ndim else tuple(perm)
+    if sorted(perm) != list(range(x.ndim)):
+        raise ArgumentError(
+            f"transpose: perm {perm} is not a permutation of the {x.ndim} axes of shape {x.shape}"
+        )
+    return apply(TRANSPOSE, x, perm=perm)
+
+
+def matrix_transpose(a):
+    """Swap the last two dimensions.
+
+    >>> import gputape as gt
+    >>> gt.matrix_transpose(gt.zeros((5, 2, 3))).shape
+    (5, 3, 2)
+    """
+    x = convert_to_tensor(a)
+    if x.ndim < 2:
+        raise ShapeError(f"matrix_transpose: needs rank >= 2, got shape {x.shape}")
+    perm = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return apply(TRANSPOSE, x, perm=perm)
+
+
+def expand_dims(input, axis):  # noqa: A002 - TensorFlow's name
+    """Insert a dimension of size 1 at ``axis``.
+
+    >>> import gputape as gt
+    >>> gt.expand_dims(gt.zeros((2, 3)), -1).shape
+    (2, 3, 1)
+    """
+    x = convert_to_tensor(input)
+    axis = normalize_axis("expand_dims", axis, x.ndim + 1)
+    return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def squeeze(input, axis=None):  # noqa: A002 - TensorFlow's name
+    """Remove dimensions of size 1 (all of them, or those in ``axis``).
+
+    >>> import gputape as gt
+    >>> gt.squeeze(gt.zeros((1, 3, 1))).shape
+    (3,)
+    """
+    x = convert_to_tensor(input)
+    if axis is None:
+        axes = tuple(i for i, s in enumerate(x.shape) if s == 1)
+    else:
+        axes = normalize_axes("squeeze", axis, x.ndim)
+        bad = [a for a in axes if x.shape[a] != 1]
+        if bad:
+            raise ShapeError(
+                f"squeeze: axis {bad[0]} of shape {x.shape} has size {x.shape[bad[0]]}, not 1"
+            )
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
+
+
+def broadcast_to(input, shape):  # noqa: A002 - TensorFlow's name
+    """``input`` repeated along new or size-1 dimensions to ``shape`` (NumPy rules).
+
+    >>> import gputape as gt
+    >>> gt.broadcast_to([1.0, 2.0], (3, 2)).shape
+    (3, 2)
+    """
+    x = convert_to_tensor(input)
+    shape = as_shape("broadcast_to", shape)
+    if shape == x.shape:
+        return x
+    return apply(BROADCAST_TO, x, shape=shape)
+
+
+def concat(values, axis):
+    """Join tensors along an existing ``axis``.
+
+    >>> import gputape as gt
+    >>> gt.concat([gt.zeros((2, 3)), gt.ones((1, 3))], axis=0).shape
+    (3, 3)
+    """
+    tensors = _same_rank_tensors("concat", values)
+    ndim = tensors[0].ndim
+    if ndim == 0:
+        raise ShapeError("concat: cannot concatenate 0-d tensors; hint: use gt.stack")
+    axis = normalize_axis("concat", axis, ndim)
+    for i, t in enumerate(tensors[1:], 1):
+        if t.shape[:axis] + t.shape[axis + 1:] != tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
+            raise ShapeError(
+                f"concat: values[{i}] has shape {t.shape}, which differs from values[0] "
+                f"{tensors[0].shape} outside axis {axis}"
+            )
+    _same_dtype("concat", tensors)
+    if len(tensors) == 1:
+        from .elementwise import identity
+
+        return identity(tensors[0])
+    return apply(CONCAT, *tensors, axis=axis)
+
+
+def stack(values, axis=0):
+    """Join tensors of equal shape along a new ``axis``.
+
+    >>> import gputape as gt
+    >>> gt.stack([gt.zeros(3), gt.ones(3)]).shape
+    (2, 3)
+    """
+    tensors = _same_rank_tensors("stack", values)
+    for i, t in enumerate(tensors[1:], 1):
+        if t.shape != tensors[0].shape:
+            raise ShapeError(
+                f"stack: values[{i}] has shape {t.shape} but values[0] has {tensors[0].shape}; "
+                f"all must match"
+            )
+    axis = normalize_axis("stack", axis, tensors[0].ndim + 1)
+    return concat([expand_dims(t, axis) for t in tensors], axis)
+
+
+def split(value, num_or_size_splits, axis=0):
+    """Split along ``axis`` into ``num`` equal parts or parts of the given sizes (one may be -1).
+
+    >>> import gputape as gt
+    >>> [t.shape for t in gt.split(gt.zeros((5, 2)), [2, -1])]
+    [(2, 2), (3, 2)]
+    """
+    x = convert_to_tensor(value)
+    axis = normalize_axis("split", axis, x.ndim)
+    length = x.shape[axis]
+    if isinstance(num_or_size_splits, numbers.Integral):
+        n = int(num_or_size_splits)
+        if n <= 0 or length % n:
+            raise ShapeError(
+                f"split: dimension {axis} of shape {x.shape} (size {length}) cannot be split "
+                f"into {n} equal parts"
+            )
+        sizes = [length // n] * n
+    else:
+        sizes = [int(s) for s in (num_or_size_splits.numpy().tolist()
+                                  if isinstance(num_or_size_splits, Tensor) else num_or_size_splits)]
+        if sizes.count(-1) == 1:
+            sizes[sizes.index(-1)] = length - (sum(sizes) + 1)
+        if sum(sizes) != length or any(s < 0 for s in sizes):
+            raise ShapeError(
+                f"split: sizes {list(num_or_size_splits)} do not add up to dimension {axis} of "
+                f"shape {x.shape} (size {length})"
+            )
+    prefix = (slice(None),) * axis
+    starts = np.cumsum([0] + sizes[:-1])
+    return [getitem(x, prefix + (slice(int(s), int(s) + n),)) for s, n in zip(starts, sizes)]
+
+
+def tile(input, multiples):  # noqa: A002 - TensorFlow's name
+    """Repeat ``input`` ``multiples[i]`` times along dimension ``i``.
+
+    >>> import gputape as gt
+    >>> gt.tile([[1.0, 2.0]], [2, 3]).shape
+    (2, 6)
+    """
+    x = convert_to_tensor(input)
+    multiples = as_shape("tile", multiples)
+    if len(multiples) != x.ndim or any(m < 0 for m in multiples):
+        raise ShapeError(
+            f"tile: multiples {multiples} must hold one non-negative int per dimension of shape "
+            f"{x.shape}"
+        )
+    return apply(TILE, x, multiples=multiples)
+
+
+def getitem(tensor, index):
+    """``tensor[index]`` with NumPy basic and integer-array (or bool mask) indexing.
+
+    >>> import gputape as gt
+    >>> x = gt.reshape(gt.range(6), (2, 3))
+    >>> x[1, ::2].numpy()
+    array([3, 5], dtype=int32)
+    """
+    x = convert_to_tensor(tensor)
+    return apply(GETITEM, x, index=_normalize_index(x, index))
+
+
+def gather(params, indices, axis=0, batch_dims=0):
+    """Slices of ``params`` along ``axis`` picked by integer ``indices``.
+
+    >>> import gputape as gt
+    >>> gt.gather([10.0, 20.0, 30.0], [2, 0]).numpy()
+    array([30., 10.], dtype=float32)
+    """
+    if batch_dims != 0:
+        raise ArgumentError("gather: batch_dims other than 0 is not supported yet")
+    x = convert_to_tensor(params)
+    axis = normalize_axis("gather", axis, x.ndim)
+    ids = indices if isinstance(indices, Tensor) else np.asarray(indices)
+    if ids.dtype.kind not in "iu":
+        raise ArgumentTypeError(f"gather: indices must be integers, got dtype {ids.dtype}")
+    return getitem(x, (slice(None),) * axis + (ids,))
+
+
+def copy_to_device(tensor, device):
+    """A copy of ``tensor`` on ``device`` (differentiable)."""
+    from ..device import Device
+
+    x = convert_to_tensor(tensor)
+    target = Device(device)
+    if target == x.device:
+        return x
+    return apply(COPY_TO_DEVICE, x, device=target.name)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _same_rank_tensors(op: str, values) -> list:
+    if isinstance(values, Tensor) or not isinstance(values, (list, tuple)) or not values:
+        raise ArgumentTypeError(f"{op}: values must be a non-empty list of tensors")
+    tensors = [convert_to_tensor(v) for v in values]
+    for i, t in enumerate(tensors[1:], 1):
+        if t.ndim != tensors[0].ndim:
+            raise ShapeError(
+                f"{op}: values[{i}] has rank {t.ndim} (shape {t.shape}) but values[0] has rank "
+                f"{tensors[0].ndim} (shape {tensors[0].shape})"
+            )
+    return tensors
+
+
+def _same_dtype(op: str, tensors: list) -> None:
+    from ..errors import DTypeError
+
+    for i, t in enumerate(tensors[1:], 1):
+        if t.dtype != tensors[0].dtype:
+            raise DTypeError(
+                f"{op}: values[{i}] has dtype {t.dtype} but values[0] has {tensors[0].dtype}; "
+                f"hint: gt.cast them to one dtype"
+            )
+
+
+def _normalize_index(x: Tensor, index) -> tuple:
+    """A tuple of slices, ints, None, Ellipsis and integer arrays on ``x``'s device."""
+    from ..device import move
+
+    items = index if isinstance(index, tuple) else (index,)
+    out = []
+    for key in items:
+        if key is None or key is Ellipsis or isinstance(key, slice):
+            if isinstance(key, slice):
+                key = slice(*(_index_int(x, v) if v is not None else None
+                              for v in (key.start, key.stop, key.step)))
+            out.append(key)
+            continue
+        if isinstance(key, (bool, np.bool_)):
+            raise ArgumentTypeError(f"getitem: a bare bool {key!r} is not an index")
+        if isinstance(key, (numbers.Integral, np.integer)):
+            out.append(int(key))
+            continue
+        if isinstance(key, Tensor):
+            array = key._data
+        elif isinstance(key, (list, np.ndarray)) or hasattr(key, "__cuda_array_interface__"):
+            array = key if hasattr(key, "dtype") else np.asarray(key)
+        else:
+            raise ArgumentTypeError(
+                f"getitem: index {key!r} of type {type(key).__name__} is not supported; use "
+                f"ints, slices, None, ..., integer arrays or bool masks"
+            )
+        if array.dtype.kind == "b":
+            host = np.asarray(array) if isinstance(array, np.ndarray) else array.get()
+            out.extend(move(a, x.device) for a in np.nonzero(host))
+            continue
+        if array.dtype.kind not in "iu":
+            raise ArgumentTypeError(
+                f"getitem: index arrays must hold integers or bools, got dtype {array.dtype} "
+                f"(shape {array.shape}); hint: gt.cast(index, gt.int32)"
+            )
+        if array.ndim == 0:
+            out.append(int(array))
+        else:
+            out.append(move(array, x.device))
+    _check_bounds(x, out)
+    return tuple(out)
+
+
+def _index_int(x: Tensor, value) -> int:
+    if isinstance(value, Tensor):
+        value = value.numpy()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise ArgumentTypeError(
+            f"getitem: slice bounds must be ints, got {type(value).__name__} {value!r}"
+        )
+    return int(value)
+
+
+def _check_bounds(x: Tensor, keys: list) -> None:
+    used = sum(1 for k in keys if k is not None and k is not Ellipsis)
+    if used > x.ndim:
+        raise IndexOutOfRangeError(
+            f"getitem: too many indices ({used}) for a tensor of shape {x.shape}"
+        )
+    dim = 0
+    for key in keys:
+        if key is Ellipsis:
+            dim = x.ndim - sum(1 for k in keys[keys.index(key) + 1:] if k is not None)
+            continue
+        if key is None:
+            continue
+        if isinstance(key, int):
+            size = x.shape[dim]
+            if not -size <= key < size:
+                raise IndexOutOfRangeError(
+                    f"getitem: index {key} is out of range for dimension {dim} of size {size} "
+                    f"(shape {x.shape})"
+                )
+        dim += 1

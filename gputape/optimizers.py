@@ -1,0 +1,208 @@
+"""Optimizers with Keras' ``apply_gradients`` rules, and gradient clipping.
+
+Updates run on the raw arrays: they are never recorded on a tape.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+from . import nest
+from .device import device_of
+from .errors import ArgumentError, ArgumentTypeError, DeviceMismatchError, ShapeError
+from .tensor import Tensor, Variable, convert_to_tensor
+
+__all__ = ["Optimizer", "SGD", "Adam", "clip_by_global_norm"]
+
+
+class Optimizer:
+    """Base class: validates ``(gradient, variable)`` pairs and applies ``_update`` to each."""
+
+    def __init__(self, learning_rate=0.001, name: str = "optimizer") -> None:
+        self.learning_rate = learning_rate
+        self.name = name
+        self.iterations = 0
+        self._slots: dict = {}
+
+    def _lr(self) -> float:
+        lr = self.learning_rate
+        return float(lr(self.iterations) if callable(lr) else lr)
+
+    def apply_gradients(self, grads_and_vars) -> int:
+        """Apply each gradient to its variable; pairs with a ``None`` gradient are skipped with
+        a warning. Returns the iteration count.
+
+        Examples
+        --------
+        >>> import gputape as gt
+        >>> v = gt.Variable(1.0)
+        >>> gt.optimizers.SGD(learning_rate=0.1).apply_gradients([(gt.constant(2.0), v)])
+        1
+        >>> round(float(v), 6)
+        0.8
+        """
+        pairs = []
+        for pair in grads_and_vars:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ArgumentTypeError(
+                    f"{self.name}.apply_gradients: expected (gradient, variable) pairs, got "
+                    f"{pair!r:.80}"
+                )
+            pairs.append(tuple(pair))
+        for _, var in pairs:
+            if not isinstance(var, Variable):
+                raise ArgumentTypeError(
+                    f"{self.name}.apply_gradients: every second element must be a gt.Variable, "
+                    f"got {type(var).__name__}; hint: optimizers update Variables in place"
+                )
+        kept = [(g, v) for g, v in pairs if g is not None]
+        missing = [v.name for g, v in pairs if g is None]
+        if not kept:
+            raise ArgumentError(
+                f"No gradients provided for any variable: {missing}; hint: check that the loss "
+                f"was computed inside the GradientTape block from these variables"
+            )
+        if missing:
+            warnings.warn(
+                f"Gradients do not exist for variables {missing} when minimizing the loss; they "
+                f"are left unchanged",
+                stacklevel=2,
+            )
+        lr = self._lr()
+        self.iterations += 1
+        for grad, var in kept:
+            self._update(var, _checked_gradient(self.name, grad, var), lr)
+        return self.iterations
+
+    def minimize(self, loss, var_list) -> int:
+        """Compute ``loss()`` on a tape and apply its gradients to ``var_list``."""
+        from .tape import GradientTape
+
+        with GradientTape() as tape:
+            value = loss()
+        grads = tape.gradient(value, list(var_list))
+        return self.apply_gradients(zip(grads, var_list))
+
+    def _slot(self, var: Variable, name: str):
+        key = (var._uid, name)
+        if key not in self._slots:
+            self._slots[key] = var._data * 0
+        return self._slots[key]
+
+    def _update(self, var: Variable, g, lr: float) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _checked_gradient(opt: str, grad, var: Variable):
+    grad = convert_to_tensor(grad) if not isinstance(grad, Tensor) else grad
+    if grad.shape != var.shape:
+        raise ShapeError(
+            f"{opt}.apply_gradients: gradient of shape {grad.shape} does not match variable "
+            f"{var.name!r} of shape {var.shape}"
+        )
+    if device_of(grad._data) != var.device:
+        raise DeviceMismatchError(
+            f"{opt}.apply_gradients: gradient lives on {grad.device} but variable {var.name!r} on "
+            f"{var.device}"
+        )
+    return grad._data.astype(var.dtype, copy=False)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent: ``v -= lr * g``; with ``momentum``,
+    ``m = momentum * m - lr * g; v += m`` (Nesterov: ``v += momentum * m - lr * g``).
+
+    Examples
+    --------
+    >>> import gputape as gt
+    >>> opt = gt.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    >>> opt.learning_rate, opt.momentum
+    (0.1, 0.9)
+    """
+
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False,
+                 name: str = "SGD", **kwargs) -> None:
+        learning_rate = kwargs.pop("lr", learning_rate)  # Keras 2 spelling, used by old code
+        if kwargs:
+            raise ArgumentTypeError(f"SGD: unexpected arguments {sorted(kwargs)}")
+        if not 0 <= momentum <= 1:
+            raise ArgumentError(f"SGD: momentum must be in [0, 1], got {momentum}")
+        super().__init__(learning_rate, name)
+        self.momentum = momentum
+        self.nesterov = bool(nesterov)
+
+    def _update(self, var: Variable, g, lr: float) -> None:
+        if not self.momentum:
+            var._set(var._data - lr * g)
+            return
+        m = self.momentum * self._slot(var, "momentum") - lr * g
+        self._slots[(var._uid, "momentum")] = m
+        step = self.momentum * m - lr * g if self.nesterov else m
+        var._set(var._data + step)
+
+
+class Adam(Optimizer):
+    """Adam with Keras' defaults and its bias correction folded into the learning rate.
+
+    Examples
+    --------
+    >>> import gputape as gt
+    >>> v = gt.Variable(1.0)
+    >>> opt = gt.optimizers.Adam(learning_rate=0.1)
+    >>> _ = opt.apply_gradients([(gt.constant(0.5), v)])
+    >>> round(float(v), 4)  # the first step moves by about lr
+    0.9
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, name: str = "Adam", **kwargs) -> None:
+        learning_rate = kwargs.pop("lr", learning_rate)
+        if kwargs:
+            raise ArgumentTypeError(f"Adam: unexpected arguments {sorted(kwargs)}")
+        super().__init__(learning_rate, name)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _update(self, var: Variable, g, lr: float) -> None:
+        t = self.iterations
+        alpha = lr * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        m = self._slot(var, "m")
+        v = self._slot(var, "v")
+        m = m + (g - m) * (1 - self.beta_1)
+        v = v + (g * g - v) * (1 - self.beta_2)
+        self._slots[(var._uid, "m")] = m
+        self._slots[(var._uid, "v")] = v
+        var._set((var._data - (m * alpha) / (v**0.5 + self.epsilon)).astype(var.dtype, copy=False))
+
+
+def clip_by_global_norm(t_list, clip_norm, use_norm=None):
+    """Scale every tensor of ``t_list`` by ``clip_norm / max(global_norm, clip_norm)``.
+
+    Returns ``(clipped_list, global_norm)``; ``None`` entries stay ``None``. Differentiable.
+
+    Examples
+    --------
+    >>> import gputape as gt
+    >>> clipped, norm = gt.clip_by_global_norm([gt.constant([3.0, 4.0])], 1.0)
+    >>> float(norm)
+    5.0
+    >>> clipped[0].numpy().round(3)
+    array([0.6, 0.8], dtype=float32)
+    """
+    from .ops import minimum, reduce_sum, sqrt
+
+    if isinstance(t_list, Tensor) or not isinstance(t_list, (list, tuple)):
+        raise ArgumentTypeError("clip_by_global_norm: t_list must be a list or tuple of tensors")
+    flat = nest.flatten(list(t_list))
+    present = [convert_to_tensor(t) for t in flat if t is not None]
+    if use_norm is None:
+        if not present:
+            raise ArgumentError("clip_by_global_norm: every tensor in t_list is None")
+        total = reduce_sum(present[0] * present[0])
+        for t in present[1:]:
+            total = total + reduce_sum(t * t)
+        use_norm = sqrt(total)
+    use_norm = convert_to_tensor(use_norm)
+    scale = clip_norm * minimum(1.0 / use_norm, 1.0 / clip_norm)
+    clipped = [None if t is None else convert_to_tensor(t) * scale for t in flat]
+    return nest.pack_as(list(t_list), clipped), use_norm

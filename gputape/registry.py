@@ -1,0 +1,115 @@
+"""The op registry: every primitive declared once, its forward and its gradient rules together.
+
+A primitive's forward is written against an array namespace ``xp`` (NumPy or CuPy) and works
+on raw arrays. Its vector-Jacobian products (VJPs), one per input, are written with gputape
+ops on tensors, so that the backward pass is itself recorded by any outer tape: that is how
+derivatives of any order work, with one rule per op and no second code path.
+
+VJP rules receive ``(g, ans, *inputs, **params)``: the cotangent ``g`` (which may carry extra
+*leading* batch dimensions, used by ``jacobian``), the op's output ``ans``, its inputs and its
+static parameters. They return a gradient broadcastable to the input's shape (the backward walk
+sums it back and casts it centrally), or ``None`` for "no gradient".
+
+Fused kernels register as overrides of a primitive's forward for one array namespace
+(``"cupy"``); ``GPUTAPE_FUSED=0`` turns every override off.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+__all__ = ["Primitive", "primitive", "defvjp", "REGISTRY", "register_override"]
+
+REGISTRY: "dict[str, Primitive]" = {}
+
+
+class Primitive:
+    """One op the tape knows: a forward over arrays and per-input gradient rules."""
+
+    __slots__ = ("name", "forward", "arg_names", "vjps", "vjp_any", "vjp_all", "differentiable",
+                 "float_only", "unify", "batchable", "overrides")
+
+    def __init__(self, name: str, forward: Callable, arg_names: "tuple[str, ...]",
+                 differentiable: bool = True, float_only: bool = False,
+                 unify: "tuple[int, ...] | None" = None, batchable=True) -> None:
+        self.name = name
+        self.forward = forward
+        self.arg_names = arg_names
+        self.vjps: "tuple[Callable | None, ...]" = ()
+        self.vjp_any: "Callable | None" = None
+        self.vjp_all: "Callable | None" = None
+        self.differentiable = differentiable
+        self.float_only = float_only
+        self.unify = tuple(range(len(arg_names))) if unify is None else unify
+        self.batchable = batchable
+        self.overrides: "dict[str, Callable]" = {}
+
+    def implementation(self, xp_name: str) -> Callable:
+        """The forward to run for arrays of namespace ``xp_name``: a fused override if one is
+        registered and enabled, else the generic rule."""
+        override = self.overrides.get(xp_name)
+        if override is not None and _fused_enabled():
+            return override
+        return self.forward
+
+    def vjp(self, index: int, g, ans, inputs, params):
+        """Cotangent for input ``index`` (or ``None`` when the rule gives no gradient)."""
+        if self.vjp_any is not None:
+            return self.vjp_any(index, g, ans, *inputs, **params)
+        rule = self.vjps[index] if index < len(self.vjps) else None
+        return None if rule is None else rule(g, ans, *inputs, **params)
+
+    def has_rule(self, index: int) -> bool:
+        if self.vjp_any is not None:
+            return True
+        return index < len(self.vjps) and self.vjps[index] is not None
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name!r})"
+
+
+def primitive(name: str, forward: Callable, arg_names: "tuple[str, ...]" = ("x",), *,
+              differentiable: bool = True, float_only: bool = False,
+              unify: "tuple[int, ...] | None" = None, batchable=True) -> Primitive:
+    """Declare a primitive and add it to the registry (names are unique)."""
+    if name in REGISTRY:
+        raise ValueError(f"primitive {name!r} is declared twice")
+    prim = Primitive(name, forward, arg_names, differentiable, float_only, unify, batchable)
+    REGISTRY[name] = prim
+    return prim
+
+
+def defvjp(prim: Primitive, *rules: "Callable | None") -> Primitive:
+    """Attach one VJP rule per input (``None``: that input gets no gradient)."""
+    if len(rules) != len(prim.arg_names):
+        raise ValueError(f"{prim.name}: {len(prim.arg_names)} inputs but {len(rules)} VJP rules")
+    prim.vjps = rules
+    return prim
+
+
+def defvjp_any(prim: Primitive, rule: Callable) -> Primitive:
+    """Attach one rule ``rule(index, g, ans, *inputs, **params)`` for ops of variable arity."""
+    prim.vjp_any = rule
+    return prim
+
+
+def defvjp_all(prim: Primitive, rule: Callable) -> Primitive:
+    """Attach one rule ``rule(g, ans, inputs, params) -> list`` giving every input's cotangent
+    at once (for user functions, which compute them together)."""
+    prim.vjp_all = rule
+    return prim
+
+
+def register_override(name: str, xp_name: str, forward: Callable) -> None:
+    """Make ``forward`` the implementation of primitive ``name`` for arrays of ``xp_name``."""
+    REGISTRY[name].overrides[xp_name] = forward
+
+
+def _fused_enabled() -> bool:
+    return os.environ.get("GPUTAPE_FUSED", "1").strip() not in ("0", "false", "no", "off")
+
+
+def differentiable_primitives() -> "list[Primitive]":
+    """Every registered primitive that has gradient rules, sorted by name."""
+    return sorted((p for p in REGISTRY.values() if p.differentiable), key=lambda p: p.name)

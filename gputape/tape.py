@@ -1,0 +1,319 @@
+"""GradientTape: records ops in its ``with`` block and differentiates them, with TensorFlow 2's
+semantics (see the project's SEMANTICS contract)."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import warnings
+from typing import Iterator
+
+from . import backward, nest
+from ._state import recording
+from .errors import ShapeError, TapeError, TapeTypeError, TapeValueError
+from .tensor import Tensor, Variable
+
+__all__ = ["GradientTape", "UnconnectedGradients"]
+
+
+class UnconnectedGradients(str, enum.Enum):
+    """What ``gradient`` returns for a source the target does not depend on."""
+
+    NONE = "none"
+    ZERO = "zero"
+
+
+def _unconnected(value) -> UnconnectedGradients:
+    try:
+        return UnconnectedGradients(value)
+    except ValueError:
+        raise TapeValueError(
+            f"gradient: unconnected_gradients={value!r} is not understood; hint: use "
+            f"gt.UnconnectedGradients.NONE / ZERO or the strings 'none' / 'zero'"
+        ) from None
+
+
+class GradientTape:
+    """Record operations in a ``with`` block, then compute gradients of a target w.r.t. sources.
+
+    Trainable Variables read in the block are watched automatically; other tensors need
+    ``tape.watch(x)``. A non-persistent tape answers one ``gradient``/``jacobian`` call and then
+    releases what it recorded.
+
+    Examples
+    --------
+    >>> import gputape as gt
+    >>> x = gt.constant(3.0, device="cpu")
+    >>> with gt.GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = x * x
+    >>> tape.gradient(y, x)
+    <gt.Tensor shape=() dtype=float32 device=cpu numpy=6.0>
+    """
+
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True) -> None:
+        self._persistent = bool(persistent)
+        self._watch_accessed_variables = bool(watch_accessed_variables)
+        self._entries: list = []
+        self._watched: set = set()
+        self._variables: dict = {}
+        self._recording = False
+        self._consumed = False
+        self._warned_in_context = False
+
+    # -- recording ------------------------------------------------------------------------
+    def __enter__(self) -> "GradientTape":
+        if self._recording:
+            raise TapeValueError(
+                "GradientTape: this tape is already recording; re-entering it is not allowed; "
+                "hint: use a new GradientTape for a nested block"
+            )
+        recording.tapes.append(self)
+        self._recording = True
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._recording:
+            self._stop()
+
+    def _stop(self) -> None:
+        tapes = recording.tapes
+        for i in range(len(tapes) - 1, -1, -1):
+            if tapes[i] is self:
+                del tapes[i]
+                break
+        self._recording = False
+
+    def watch(self, tensor) -> None:
+        """Watch a tensor, a Variable, or any nest (list/tuple/dict) of them.
+
+        Examples
+        --------
+        >>> import gputape as gt
+        >>> x = gt.constant(2.0, device="cpu")
+        >>> with gt.GradientTape() as tape:
+        ...     tape.watch([x])
+        ...     y = x ** 3
+        >>> float(tape.gradient(y, x))
+        12.0
+        """
+        for item in nest.flatten(tensor):
+            if not isinstance(item, Tensor):
+                raise TapeValueError(
+                    f"GradientTape.watch: can only watch gt.Tensor or gt.Variable objects, got "
+                    f"{type(item).__name__} ({item!r:.60}); hint: wrap values with gt.constant(...)"
+                    f" first and use that tensor in the computation"
+                )
+            if item.dtype.kind not in "fc":
+                warnings.warn(
+                    f"GradientTape.watch: the dtype of the watched tensor must be floating (e.g. "
+                    f"gt.float32), got {item.dtype}; its gradient will be None",
+                    stacklevel=2,
+                )
+            self._watch_one(item)
+
+    def _watch_one(self, tensor: Tensor) -> None:
+        self._watched.add(tensor._uid)
+        if isinstance(tensor, Variable) and tensor._uid not in self._variables:
+            self._variables[tensor._uid] = tensor
+
+    def watched_variables(self) -> tuple:
+        """The Variables watched so far, in the order they were first watched."""
+        return tuple(self._variables.values())
+
+    @contextlib.contextmanager
+    def stop_recording(self) -> Iterator[None]:
+        """Context manager: ops inside are not recorded on this tape.
+
+        Examples
+        --------
+        >>> import gputape as gt
+        >>> x = gt.constant(2.0, device="cpu")
+        >>> with gt.GradientTape() as tape:
+        ...     tape.watch(x)
+        ...     with tape.stop_recording():
+        ...         y = x * x
+        >>> print(tape.gradient(y, x))
+        None
+        """
+        if not self._recording:
+            raise TapeError(
+                "GradientTape.stop_recording: the tape is not recording; hint: call it inside "
+                "the tape's `with` block"
+            )
+        self._stop()
+        try:
+            yield
+        finally:
+            recording.tapes.append(self)
+            self._recording = True
+
+    def reset(self) -> None:
+        """Drop everything recorded so far (recording goes on if inside the block)."""
+        self._entries = []
+        self._watched = set()
+        self._variables = {}
+        self._consumed = False
+
+    # -- differentiation ------------------------------------------------------------------
+    def gradient(self, target, sources, output_gradients=None,
+                 unconnected_gradients=UnconnectedGradients.NONE):
+        """Gradient of ``target`` (summed if a list/nest) w.r.t. every tensor in ``sources``.
+
+        Returns the structure of ``sources`` with a gradient (or ``None`` for an unconnected
+        source) in place of each tensor. ``output_gradients`` (one per flattened target) weight
+        each target's seed.
+
+        Examples
+        --------
+        >>> import gputape as gt
+        >>> w = gt.Variable(5.0, device="cpu")
+        >>> with gt.GradientTape() as tape:
+        ...     z = [3 * w, w ** 2]
+        >>> float(tape.gradient(z, w))
+        13.0
+        """
+        self._begin("gradient")
+        if target is None:
+            raise TapeTypeError(
+                "gradient: argument `target` should be a tensor or a nest of tensors to be "
+                "differentiated, but received None"
+            )
+        mode = _unconnected(unconnected_gradients)
+        targets = _as_tensors(nest.flatten(target), "target")
+        flat_sources = _as_tensors(nest.flatten(sources), "sources")
+        seeds = list(zip(targets, _seeds(targets, output_gradients)))
+        wanted = {s._uid for s in flat_sources if s.dtype.kind in "fc"}
+        found = backward.walk(self._entries, seeds, wanted)
+        grads = [_finish(found.get(s._uid) if s.dtype.kind in "fc" else None, s, mode)
+                 for s in flat_sources]
+        self._end()
+        return nest.pack_as(sources, grads)
+
+    def jacobian(self, target, sources, unconnected_gradients=UnconnectedGradients.NONE,
+                 parallel_iterations=None, experimental_use_pfor=True):
+        """Full Jacobian of ``target`` w.r.t. each source: shape ``target.shape + source.shape``.
+
+        Computed in one batched backward pass where the recorded rules allow it.
+
+        Examples
+        --------
+        >>> import gputape as gt
+        >>> x = gt.constant([1.0, 2.0], device="cpu")
+        >>> with gt.GradientTape() as tape:
+        ...     tape.watch(x)
+        ...     y = x ** 2
+        >>> tape.jacobian(y, x).numpy()
+        array([[2., 0.],
+               [0., 4.]], dtype=float32)
+        """
+        from .jacobian import jacobian
+
+        self._begin("jacobian")
+        mode = _unconnected(unconnected_gradients)
+        result = jacobian(self._entries, target, sources, mode, vectorize=experimental_use_pfor)
+        self._end()
+        return result
+
+    def batch_jacobian(self, target, source, unconnected_gradients=UnconnectedGradients.NONE,
+                       parallel_iterations=None, experimental_use_pfor=True):
+        """Per-example Jacobian: ``target[b]`` w.r.t. ``source[b]`` for a shared batch dimension.
+
+        Returns shape ``(batch,) + target.shape[1:] + source.shape[1:]``.
+
+        Examples
+        --------
+        >>> import gputape as gt
+        >>> x = gt.constant([[1.0, 2.0], [3.0, 4.0]], device="cpu")
+        >>> with gt.GradientTape() as tape:
+        ...     tape.watch(x)
+        ...     y = x * x
+        >>> tape.batch_jacobian(y, x).shape
+        (2, 2, 2)
+        """
+        from .jacobian import batch_jacobian
+
+        self._begin("batch_jacobian")
+        mode = _unconnected(unconnected_gradients)
+        result = batch_jacobian(self._entries, target, source, mode,
+                                vectorize=experimental_use_pfor)
+        self._end()
+        return result
+
+    def _begin(self, method: str) -> None:
+        if self._consumed:
+            raise TapeError(
+                "A non-persistent GradientTape can only be used to compute one set of gradients "
+                "(or jacobians); hint: use GradientTape(persistent=True) for several calls"
+            )
+        if self._recording:
+            if not self._persistent:
+                self._stop()
+            elif not self._warned_in_context:
+                self._warned_in_context = True
+                warnings.warn(
+                    f"GradientTape.{method} called on a persistent tape inside its context: the "
+                    f"gradient ops are recorded on the tape too, which costs time and memory; "
+                    f"call it outside the `with` block unless you want higher-order gradients",
+                    stacklevel=3,
+                )
+
+    def _end(self) -> None:
+        if not self._persistent:
+            self._consumed = True
+            self._entries = []
+            self._watched = set()
+
+
+def _as_tensors(items: list, what: str) -> list:
+    out = []
+    for item in items:
+        if isinstance(item, Variable):
+            item = item._snapshot()
+        elif not isinstance(item, Tensor):
+            raise TapeTypeError(
+                f"gradient: every element of `{what}` must be a gt.Tensor or gt.Variable, got "
+                f"{type(item).__name__} ({item!r:.60}); hint: differentiate w.r.t. the tensor "
+                f"you computed with, not a Python value"
+            )
+        out.append(item)
+    return out
+
+
+def _seeds(targets: list, output_gradients) -> list:
+    from .ops import broadcast_to, cast, convert_like, ones_like
+
+    if output_gradients is None:
+        return [ones_like(t) for t in targets]
+    grads = nest.flatten(output_gradients)
+    if len(grads) != len(targets):
+        raise TapeValueError(
+            f"gradient: output_gradients has {len(grads)} entries but the target has "
+            f"{len(targets)} tensors; hint: give one output gradient per flattened target"
+        )
+    seeds = []
+    for i, (t, g) in enumerate(zip(targets, grads)):
+        if g is None:
+            raise TapeValueError(
+                f"gradient: output_gradients[{i}] is None; hint: pass gt.ones_like(target) for "
+                f"a plain gradient"
+            )
+        g = convert_like(g, t, "output_gradients")
+        if g.shape != t.shape:
+            try:
+                g = broadcast_to(g, t.shape)
+            except ShapeError:
+                raise TapeValueError(
+                    f"gradient: output_gradients[{i}] has shape {g.shape}, which does not "
+                    f"broadcast to target shape {t.shape}"
+                ) from None
+        seeds.append(cast(g, t.dtype) if g.dtype != t.dtype else g)
+    return seeds
+
+
+def _finish(grad, source: Tensor, mode: UnconnectedGradients):
+    if grad is None and mode is UnconnectedGradients.ZERO:
+        from .ops import zeros_like
+
+        return zeros_like(source)
+    return grad
