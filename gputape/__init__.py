@@ -9,25 +9,54 @@
 6.0
 """
 
-from . import nest, optimizers, testing
+from . import (
+    nest,
+    nn,  # noqa: E402 - needs the ops above
+    optimizers,
+    testing,
+)
 from . import ops as _ops
 from .custom_gradient import custom_gradient
 from .device import Device, default_device, device, list_devices
 from .dtypes import (
-    as_dtype, bool_, complex64, complex128, float16, float32, float64, int8, int16, int32, int64,
+    as_dtype,
+    bool_,
+    complex64,
+    complex128,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
     uint8,
 )
 from .errors import (
-    ArgumentError, ArgumentTypeError, DeviceError, DeviceMismatchError, DTypeError,
-    GputapeError, GradientRuleError, IndexOutOfRangeError, ShapeError, TapeError,
-    TapeTypeError, TapeValueError,
+    ArgumentError,
+    ArgumentTypeError,
+    DeviceError,
+    DeviceMismatchError,
+    DTypeError,
+    GputapeError,
+    GradientRuleError,
+    IndexOutOfRangeError,
+    ShapeError,
+    TapeError,
+    TapeTypeError,
+    TapeValueError,
 )
-from .functional import grad, gradients_function, hessian, value_and_grad, value_and_gradients_function
+from .functional import (
+    grad,
+    gradients_function,
+    hessian,
+    value_and_grad,
+    value_and_gradients_function,
+)
 from .ops import *  # noqa: F403 - the op library is the public surface
 from .optimizers import clip_by_global_norm
 from .tape import GradientTape, UnconnectedGradients
 from .tensor import Tensor, Variable, constant, convert_to_tensor
-from . import nn  # noqa: E402 - needs the ops above
 
 __version__ = "0.1.0"
 

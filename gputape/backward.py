@@ -75,7 +75,7 @@ def fit(grad, like, batch_shape: tuple = ()):
 
     want = tuple(batch_shape) + like.shape
     if grad.shape != want:
-        grad = sum_to(grad, want)
+        grad = sum_to(grad, like.shape, batch=len(batch_shape))
         if grad.shape != want:
             grad = broadcast_to(grad, want)
     if grad.dtype != like.dtype:

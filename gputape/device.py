@@ -10,7 +10,7 @@ import contextlib
 import importlib.util
 import os
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

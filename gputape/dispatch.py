@@ -94,14 +94,16 @@ def _operands(prim: Primitive, args: tuple) -> list:
         value = args[i]
         if dtypes.is_weak(value):
             weak.append(i)
-        else:
-            host = dtypes.infer_host_array(value, None, prim.name, _arg(prim, i))
-            if type(value).__module__.startswith("cupy"):
-                raise DeviceMismatchError(
-                    f"{prim.name}: argument {_arg(prim, i)!r} is a raw CuPy array; hint: wrap it "
-                    f"with gt.constant(array) first"
-                )
-            tensors[i] = Tensor._wrap(move(host, device))
+            continue
+        if type(value).__module__.startswith("cupy"):
+            raise DeviceMismatchError(
+                f"{prim.name}: argument {_arg(prim, i)!r} is a raw CuPy array; hint: wrap it "
+                f"with gt.constant(array) first"
+            )
+        # Arrays and lists next to a tensor take its dtype, as in TensorFlow.
+        dtype = _group_dtype(prim, tensors, i)
+        host = dtypes.infer_host_array(value, dtype, prim.name, _arg(prim, i))
+        tensors[i] = Tensor._wrap(move(host, device))
     for i in weak:
         tensors[i] = _weak_tensor(prim, args, tensors, i, device)
     _check_dtypes(prim, tensors)
@@ -123,6 +125,15 @@ def _all_plain_tensors(args: tuple) -> bool:
             if any(value._data.device.id != dev for value in args[1:]):
                 return False
     return True
+
+
+def _group_dtype(prim: Primitive, tensors: list, i: int):
+    """The dtype of the first tensor operand that ``i`` must agree with, if any."""
+    if i in prim.unify:
+        for j in prim.unify:
+            if isinstance(tensors[j], Tensor):
+                return tensors[j]._data.dtype
+    return None
 
 
 def _weak_tensor(prim: Primitive, args: tuple, tensors: list, i: int, device) -> Tensor:

@@ -46,9 +46,13 @@ def as_dtype(dtype) -> np.dtype:
     try:
         result = np.dtype(dtype)
     except TypeError as exc:
-        raise DTypeError(f"dtype: {dtype!r} is not a dtype; hint: use gt.float32 or 'float64'") from exc
+        raise DTypeError(
+            f"dtype: {dtype!r} is not a dtype; hint: use gt.float32 or 'float64'"
+        ) from exc
     if result.kind not in "biufc":
-        raise DTypeError(f"dtype: {result} is not supported; use a bool, integer, float or complex dtype")
+        raise DTypeError(
+            f"dtype: {result} is not supported; use a bool, integer, float or complex dtype"
+        )
     return result
 
 

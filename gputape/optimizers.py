@@ -5,7 +5,6 @@ Updates run on the raw arrays: they are never recorded on a tape.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 from . import nest
@@ -164,15 +163,19 @@ class Adam(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def _update(self, var: Variable, g, lr: float) -> None:
-        t = self.iterations
-        alpha = lr * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        # Keras rounds the bias-correction powers in the variable's dtype and keeps 1 - beta in
+        # Python floats; doing the same reproduces its float32 results to the last digit.
+        scalar = var.dtype.type
+        beta_1_power = scalar(self.beta_1) ** scalar(self.iterations)
+        beta_2_power = scalar(self.beta_2) ** scalar(self.iterations)
+        alpha = scalar(lr) * (scalar(1) - beta_2_power) ** scalar(0.5) / (scalar(1) - beta_1_power)
         m = self._slot(var, "m")
         v = self._slot(var, "v")
         m = m + (g - m) * (1 - self.beta_1)
         v = v + (g * g - v) * (1 - self.beta_2)
         self._slots[(var._uid, "m")] = m
         self._slots[(var._uid, "v")] = v
-        var._set((var._data - (m * alpha) / (v**0.5 + self.epsilon)).astype(var.dtype, copy=False))
+        var._set(var._data - (m * alpha) / (v**0.5 + self.epsilon))
 
 
 def clip_by_global_norm(t_list, clip_norm, use_norm=None):

@@ -17,7 +17,7 @@ Fused kernels register as overrides of a primitive's forward for one array names
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["Primitive", "primitive", "defvjp", "REGISTRY", "register_override"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 from . import backward, nest
 from ._state import recording

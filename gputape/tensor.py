@@ -179,6 +179,9 @@ class Variable(Tensor):
     def _repr_name(self) -> str:
         return f" {self.name!r}"
 
+    def __str__(self) -> str:  # print(variable) shows the repr, as in TensorFlow
+        return repr(self)
+
     def read_value(self) -> Tensor:
         """The current value as a tensor (gradients flow from it to this variable)."""
         from .ops.elementwise import identity

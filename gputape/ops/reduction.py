@@ -94,7 +94,10 @@ REDUCE_PROD = defvjp(primitive("reduce_prod", _prod_forward, ("input_tensor",)),
 
 
 def _logsumexp_forward(xp, x, axes, keepdims):
-    peak = xp.max(x, axis=axes, keepdims=True) if x.size else xp.zeros(_kept_shape(x.shape, axes), x.dtype)
+    if x.size:
+        peak = xp.max(x, axis=axes, keepdims=True)
+    else:
+        peak = xp.zeros(_kept_shape(x.shape, axes), x.dtype)
     peak = xp.where(xp.isfinite(peak), peak, xp.zeros((), x.dtype))
     out = xp.log(xp.sum(xp.exp(x - peak), axis=axes, keepdims=True)) + peak
     return out if keepdims else xp.squeeze(out, axis=axes)
@@ -112,15 +115,18 @@ REDUCE_LOGSUMEXP = defvjp(primitive("reduce_logsumexp", _logsumexp_forward, ("in
                           _logsumexp_vjp)
 
 
-def _sum_to_forward(xp, x, shape):
-    axes = _sum_to_axes(x.shape, shape)
-    return xp.sum(x, axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
+def _sum_to_forward(xp, x, shape, batch):
+    axes = tuple(batch + a for a in _sum_to_axes(x.shape[batch:], shape))
+    out_shape = x.shape[:batch] + shape
+    return xp.sum(x, axis=axes, keepdims=True).reshape(out_shape) if axes else x.reshape(out_shape)
 
 
-def _sum_to_vjp(g, ans, x, shape):
-    from .shape import broadcast_to
+def _sum_to_vjp(g, ans, x, shape, batch):
+    from .shape import broadcast_to, reshape
 
-    return broadcast_to(g, lead(g, ans) + x.shape)
+    extra = x.ndim - batch - len(shape)
+    kept = x.shape[:batch] + (1,) * extra + shape
+    return broadcast_to(reshape(g, lead(g, ans) + kept), lead(g, ans) + x.shape)
 
 
 SUM_TO = defvjp(primitive("sum_to", _sum_to_forward), _sum_to_vjp)
@@ -219,14 +225,16 @@ def logsumexp(input_tensor, axis=None, keepdims=False):
 reduce_logsumexp = logsumexp
 
 
-def sum_to(x, shape):
+def sum_to(x, shape, batch: int = 0):
     """Sum ``x`` down to ``shape`` over the dimensions broadcasting added (the un-broadcast).
+
+    ``batch`` leading dimensions of ``x`` are kept as they are.
 
     >>> import gputape as gt
     >>> gt.sum_to(gt.ones((2, 3)), (1, 3)).numpy()
     array([[2., 2., 2.]], dtype=float32)
     """
     shape = tuple(shape)
-    if x.ndim < len(shape) or not _sum_to_axes(x.shape, shape):
+    if x.ndim - batch < len(shape) or not _sum_to_axes(x.shape[batch:], shape):
         return x
-    return apply(SUM_TO, x, shape=shape)
+    return apply(SUM_TO, x, shape=shape, batch=batch)

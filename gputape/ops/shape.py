@@ -241,8 +241,11 @@ def concat(values, axis):
     if ndim == 0:
         raise ShapeError("concat: cannot concatenate 0-d tensors; hint: use gt.stack")
     axis = normalize_axis("concat", axis, ndim)
+    def outside(shape):
+        return shape[:axis] + shape[axis + 1:]
+
     for i, t in enumerate(tensors[1:], 1):
-        if t.shape[:axis] + t.shape[axis + 1:] != tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
+        if outside(t.shape) != outside(tensors[0].shape):
             raise ShapeError(
                 f"concat: values[{i}] has shape {t.shape}, which differs from values[0] "
                 f"{tensors[0].shape} outside axis {axis}"
@@ -292,8 +295,9 @@ def split(value, num_or_size_splits, axis=0):
             )
         sizes = [length // n] * n
     else:
-        sizes = [int(s) for s in (num_or_size_splits.numpy().tolist()
-                                  if isinstance(num_or_size_splits, Tensor) else num_or_size_splits)]
+        if isinstance(num_or_size_splits, Tensor):
+            num_or_size_splits = num_or_size_splits.numpy().tolist()
+        sizes = [int(s) for s in num_or_size_splits]
         if sizes.count(-1) == 1:
             sizes[sizes.index(-1)] = length - (sum(sizes) + 1)
         if sum(sizes) != length or any(s < 0 for s in sizes):

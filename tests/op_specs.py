@@ -1,0 +1,199 @@
+"""One spec per differentiable primitive: how to call it and on which inputs.
+
+Each spec lists cases ``(function, input shapes)``; inputs are drawn from ``domain``. The
+gradient tests run every case on every device, in float64 against finite differences (first
+order, and second order for smooth ops) and in float32 against float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import gputape as gt
+from gputape.dispatch import apply
+from gputape.ops.shape import SCATTER
+
+BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3))]
+UNARY_SHAPES = [(), (5,), (2, 3)]
+
+
+def normal(rng, shape):
+    return rng.standard_normal(shape)
+
+
+def positive(rng, shape):
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def away_from_zero(rng, shape):
+    return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def small(rng, shape):
+    return rng.uniform(-1.2, 1.2, shape)
+
+
+@dataclass
+class Spec:
+    cases: list
+    domains: tuple = (normal,)  # one per input; the last repeats
+    smooth: bool = True  # second-order check applies
+
+    def domain(self, i):
+        return self.domains[min(i, len(self.domains) - 1)]
+
+
+def unary(fn, domain=normal, smooth=True, shapes=UNARY_SHAPES):
+    return Spec([(fn, (s,)) for s in shapes], (domain,), smooth)
+
+
+def binary(fn, domains=(normal,), smooth=True):
+    return Spec([(fn, shapes) for shapes in BINARY_SHAPES], domains, smooth)
+
+
+def _custom_cube():
+    @gt.custom_gradient
+    def cube(x):
+        def grad(upstream):
+            return upstream * 3 * x * x
+
+        return x * x * x, grad
+
+    return cube
+
+
+_MASK = np.array([[True, False, True, True], [False, True, False, False], [True] * 4])
+
+
+def _where(x, y):
+    mask = _MASK[: x.shape[0]] if x.ndim == 2 and x.shape == (3, 4) else np.asarray(True)
+    return gt.where(mask, x, y)
+
+
+SPECS: "dict[str, Spec]" = {
+    "add": binary(gt.add),
+    "subtract": binary(gt.subtract),
+    "multiply": binary(gt.multiply),
+    "divide": binary(gt.divide, (normal, away_from_zero)),
+    "pow": Spec([(gt.pow, s) for s in BINARY_SHAPES] + [(lambda x: x ** 3, ((4,),)),
+                                                        (lambda x: gt.pow(x, 2.5), ((4,),))],
+                (positive, small)),
+    "maximum": binary(gt.maximum, smooth=False),
+    "minimum": binary(gt.minimum, smooth=False),
+    "where": binary(_where),
+    "negative": unary(gt.negative),
+    "square": unary(gt.square),
+    "sqrt": unary(gt.sqrt, positive),
+    "exp": unary(gt.exp),
+    "log": unary(gt.log, positive),
+    "log1p": unary(gt.log1p, positive),
+    "expm1": unary(gt.expm1),
+    "sin": unary(gt.sin),
+    "cos": unary(gt.cos),
+    "tan": unary(gt.tan, small),
+    "tanh": unary(gt.tanh),
+    "sigmoid": unary(gt.sigmoid),
+    "softplus": unary(gt.softplus),
+    "relu": unary(gt.relu, away_from_zero, smooth=False),
+    "step": unary(lambda x: x * gt.relu(x), away_from_zero, smooth=False),
+    "abs": unary(gt.abs, away_from_zero, smooth=False),
+    "sign": unary(lambda x: x * gt.sign(x), away_from_zero, smooth=False),
+    "identity": unary(gt.identity),
+    "cast": unary(lambda x: gt.cast(gt.cast(x, "float64") ** 2, x.dtype)),
+    "reduce_sum": Spec([
+        (gt.reduce_sum, ((2, 3, 4),)),
+        (lambda x: gt.reduce_sum(x, axis=1), ((2, 3, 4),)),
+        (lambda x: gt.reduce_sum(x, axis=(0, 2), keepdims=True), ((2, 3, 4),)),
+        (lambda x: gt.reduce_sum(x * x, axis=-1), ((3, 2),)),
+        (gt.reduce_sum, ((),)),
+    ]),
+    "reduce_max": Spec([
+        (gt.reduce_max, ((3, 4),)),
+        (lambda x: gt.reduce_max(x, axis=0), ((3, 4),)),
+        (lambda x: gt.reduce_max(x, axis=-1, keepdims=True), ((2, 3, 2),)),
+    ], smooth=False),
+    "reduce_min": Spec([
+        (gt.reduce_min, ((3, 4),)),
+        (lambda x: gt.reduce_min(x, axis=(0, 2)), ((2, 3, 2),)),
+    ], smooth=False),
+    "reduce_prod": Spec([
+        (gt.reduce_prod, ((5,),)),
+        (lambda x: gt.reduce_prod(x, axis=1), ((3, 4),)),
+        (lambda x: gt.reduce_prod(x, axis=0, keepdims=True), ((2, 3),)),
+    ], (away_from_zero,)),
+    "reduce_logsumexp": Spec([
+        (gt.logsumexp, ((3, 4),)),
+        (lambda x: gt.logsumexp(x, axis=1), ((3, 4),)),
+        (lambda x: gt.logsumexp(x, axis=0, keepdims=True), ((3, 4),)),
+    ]),
+    "sum_to": Spec([
+        (lambda x: gt.sum_to(x, (1, 4)), ((3, 4),)),
+        (lambda x: gt.sum_to(x * x, (4,)), ((2, 3, 4),)),
+    ]),
+    "reshape": Spec([
+        (lambda x: gt.reshape(x, (4, 3)) * gt.range(3, dtype=x.dtype), ((3, 4),)),
+        (lambda x: gt.reshape(x, (-1,)), ((2, 3),)),
+    ]),
+    "transpose": Spec([
+        (lambda x: gt.transpose(x) * gt.range(3, dtype=x.dtype), ((3, 4),)),
+        (lambda x: gt.transpose(x * x, (1, 2, 0)), ((2, 3, 4),)),
+    ]),
+    "broadcast_to": Spec([
+        (lambda x: gt.broadcast_to(x, (2, 3, 4)) * gt.range(4, dtype=x.dtype), ((3, 1),)),
+        (lambda x: gt.broadcast_to(x * x, (3, 2)), ((2,),)),
+    ]),
+    "concat": Spec([
+        (lambda x, y: gt.concat([x, y * y, x], axis=0), ((2, 3), (1, 3))),
+        (lambda x, y: gt.concat([x, y], axis=-1), ((2, 3), (2, 2))),
+    ]),
+    "tile": Spec([
+        (lambda x: gt.tile(x, [2, 3]) * gt.range(6, dtype=x.dtype), ((2, 2),)),
+    ]),
+    "getitem": Spec([
+        (lambda x: x[1] * x[2], ((3, 4),)),
+        (lambda x: x[:, ::2] * x[:, 1::2], ((3, 4),)),
+        (lambda x: x[np.array([0, 2, 0])] * x[np.array([1, 1, 2])], ((3, 4),)),
+        (lambda x: x[..., 1:] * x[None, 0, :3], ((3, 4),)),
+        (lambda x: x[x > 0] ** 2, ((3, 4),)),
+        (lambda x: gt.gather(x * x, [3, 0, 3], axis=1), ((2, 4),)),
+    ]),
+    "scatter": Spec([
+        (lambda g: apply(SCATTER, g * g, index=(np.array([0, 2, 0]),), shape=(4,), out_ndim=1),
+         ((3,),)),
+        (lambda g: apply(SCATTER, g * g, index=(slice(None), 1), shape=(2, 3), out_ndim=1),
+         ((2,),)),
+    ]),
+    "copy_to_device": unary(lambda x: (x * x).to("cpu").to(x.device)),
+    "matmul": Spec([
+        (gt.matmul, ((3, 4), (4, 2))),
+        (gt.matmul, ((2, 3, 4), (4, 5))),
+        (gt.matmul, ((2, 1, 3, 4), (3, 4, 2))),
+        (lambda a, b: a @ b, ((4,), (4, 3))),
+        (lambda a, b: gt.matmul(a, b, transpose_a=True, transpose_b=True), ((4, 3), (2, 4))),
+    ]),
+    "softmax": Spec([
+        (lambda x: gt.softmax(x) * gt.range(4, dtype=x.dtype), ((3, 4),)),
+        (lambda x: gt.softmax(x, axis=0) ** 2, ((3, 4),)),
+    ]),
+    "log_softmax": Spec([
+        (lambda x: gt.log_softmax(x) * gt.range(4, dtype=x.dtype), ((3, 4),)),
+        (lambda x: gt.nn.softmax_cross_entropy_with_logits(gt.softmax(x), x * 2), ((2, 3),)),
+    ]),
+    "custom_gradient": Spec([(lambda x: _custom_cube()(x), ((3,),))]),
+}
+
+
+def cases():
+    """``(spec name, case index)`` pairs, for parametrization."""
+    return [(name, i) for name, spec in SPECS.items() for i in range(len(spec.cases))]
+
+
+def inputs(name: str, index: int, dtype, rng, device):
+    spec = SPECS[name]
+    fn, shapes = spec.cases[index]
+    arrays = [np.asarray(spec.domain(i)(rng, shape), dtype=dtype) for i, shape in enumerate(shapes)]
+    return fn, [gt.constant(a, device=device) for a in arrays], arrays
+
+
