@@ -1,0 +1,129 @@
+"""``python -m bench``: run the workload suite on every available device and print a table.
+
+Example: ``python -m bench --sizes small --workloads sum_xy,mlp_step --json results.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+
+import numpy as np
+
+import gputape as gt
+
+from .timing import measure
+from .workloads import SIZES, WORKLOADS
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", default="all",
+                        help="comma-separated device names (cpu, gpu:0, ...) or 'all'")
+    parser.add_argument("--sizes", choices=sorted(SIZES), default="medium",
+                        help="element counts for the sized workloads")
+    parser.add_argument("--repeat", type=int, default=7, help="timed samples per measurement")
+    parser.add_argument("--workloads", default="all",
+                        help="comma-separated workload names or 'all': "
+                             + ", ".join(w.name for w in WORKLOADS))
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    return parser.parse_args(argv)
+
+
+def _devices(spec: str) -> "list[str]":
+    available = [d.name for d in gt.list_devices()]
+    if spec == "all":
+        return available
+    chosen = []
+    for name in (s.strip() for s in spec.split(",") if s.strip()):
+        if gt.Device(name) in [gt.Device(a) for a in available]:
+            chosen.append(gt.Device(name).name)
+        elif name.startswith("gpu"):
+            print(f"bench: {name}: no GPU found, skipped")
+        else:
+            raise SystemExit(f"bench: unknown device {name!r}; available: {available}")
+    return chosen
+
+
+def run(args) -> dict:
+    devices = _devices(args.devices)
+    has_gpu = any(d.startswith("gpu") for d in devices)
+    chosen = [w for w in WORKLOADS
+              if args.workloads == "all" or w.name in args.workloads.split(",")]
+    rng = np.random.default_rng(0)
+    rows = []
+    for workload in chosen:
+        sizes = SIZES[args.sizes] if workload.sized else [workload.fixed_size]
+        for size in sizes:
+            for device in devices:
+                fn = workload.build(size, device, rng)
+                timing = measure(fn, device, repeat=args.repeat)
+                row = {"workload": workload.name, "size": size, "device": device,
+                       "median_s": timing.median_s, "spread_s": timing.spread_s,
+                       "repeats": timing.repeats,
+                       "elements_per_s": size / timing.median_s}
+                if workload.bytes_per_element:
+                    row["gb_per_s"] = size * workload.bytes_per_element / timing.median_s / 1e9
+                rows.append(row)
+    return {"meta": _meta(has_gpu), "results": rows}
+
+
+def _meta(has_gpu: bool) -> dict:
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "gputape": gt.__version__, "machine": platform.machine(),
+            "gpu": "no GPU found"}
+    if has_gpu:
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        meta["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        meta["cupy"] = cupy.__version__
+        meta["cuda_driver"] = cupy.cuda.runtime.driverGetVersion()
+    return meta
+
+
+def format_table(report: dict) -> str:
+    rows = report["results"]
+    header = f"{'workload':<18}{'size':>11}  {'device':<7}{'median':>11}{'spread':>10}" \
+             f"{'elem/s':>11}{'GB/s':>8}{'GPU/CPU':>9}"
+    lines = [header, "-" * len(header)]
+    cpu_time = {(r["workload"], r["size"]): r["median_s"] for r in rows if r["device"] == "cpu"}
+    gpu_seen = any(r["device"] != "cpu" for r in rows)
+    for r in rows:
+        speedup = ""
+        if r["device"] != "cpu" and (r["workload"], r["size"]) in cpu_time:
+            speedup = f"{cpu_time[(r['workload'], r['size'])] / r['median_s']:.1f}x"
+        gbs = f"{r['gb_per_s']:.2f}" if "gb_per_s" in r else ""
+        lines.append(f"{r['workload']:<18}{r['size']:>11,}  {r['device']:<7}"
+                     f"{_seconds(r['median_s']):>11}{_seconds(r['spread_s']):>10}"
+                     f"{r['elements_per_s']:>11.3g}{gbs:>8}{speedup:>9}")
+        if not gpu_seen and r["device"] == "cpu":
+            lines[-1] += "  (gpu: no GPU found)"
+    return "\n".join(lines)
+
+
+def _seconds(value: float) -> str:
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    report = run(args)
+    print(f"gputape {report['meta']['gputape']} | GPU: {report['meta']['gpu']}")
+    print(format_table(report))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
