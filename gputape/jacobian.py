@@ -13,13 +13,15 @@ from .errors import TapeValueError
 from .tensor import Tensor, Variable
 
 
-def jacobian(entries: list, target, sources, mode, vectorize: bool = True):
+def jacobian(entries: list, watched: set, target, sources, mode, vectorize: bool = True):
     """``target.shape + source.shape`` Jacobian for each source in the nest ``sources``."""
     from .ops import eye, reshape
+    from .tape import reachable
 
     target = _tensor(target, "target")
-    flat = [_tensor(s, "sources") for s in nest.flatten(sources)]
-    wanted = {s._uid for s in flat if s.dtype.kind in "fc"}
+    originals = nest.flatten(sources)
+    flat = [_tensor(s, "sources") for s in originals]
+    wanted = reachable(originals, watched, {target._uid})
     n = target.size
     seed = eye(n, dtype=target.dtype, device=target.device)
     rows = reshape(seed, (n,) + target.shape)
@@ -33,11 +35,13 @@ def jacobian(entries: list, target, sources, mode, vectorize: bool = True):
     return nest.pack_as(sources, results)
 
 
-def batch_jacobian(entries: list, target, source, mode, vectorize: bool = True):
+def batch_jacobian(entries: list, watched: set, target, source, mode, vectorize: bool = True):
     """``(batch,) + target.shape[1:] + source.shape[1:]`` per-example Jacobian."""
     from .ops import broadcast_to, eye, reshape, transpose
+    from .tape import reachable
 
     target = _tensor(target, "target")
+    wanted = reachable([source], watched, {target._uid})
     source = _tensor(source, "source")
     if target.ndim == 0 or source.ndim == 0 or target.shape[0] != source.shape[0]:
         raise TapeValueError(
@@ -48,7 +52,6 @@ def batch_jacobian(entries: list, target, source, mode, vectorize: bool = True):
     k = math.prod(inner)
     seed = reshape(eye(k, dtype=target.dtype, device=target.device), (k, 1) + inner)
     rows = broadcast_to(seed, (k, batch) + inner)
-    wanted = {source._uid} if source.dtype.kind in "fc" else set()
     g = _walk_rows(entries, target, rows, wanted, vectorize).get(source._uid)
     shape = (batch,) + inner + source.shape[1:]
     if g is not None:
@@ -57,7 +60,8 @@ def batch_jacobian(entries: list, target, source, mode, vectorize: bool = True):
     return _finish(g, shape, source, mode)
 
 
-def _walk_rows(entries: list, target: Tensor, rows: Tensor, wanted: set, vectorize: bool) -> dict:
+def _walk_rows(entries: list, target: Tensor, rows: Tensor, wanted: set,
+               vectorize: bool) -> dict:
     if rows.shape[0] == 0:
         return {}
     if vectorize and backward.batchable(entries, wanted):

@@ -181,9 +181,10 @@ class GradientTape:
             )
         mode = _unconnected(unconnected_gradients)
         targets = _as_tensors(nest.flatten(target), "target")
-        flat_sources = _as_tensors(nest.flatten(sources), "sources")
+        originals = nest.flatten(sources)
+        flat_sources = _as_tensors(originals, "sources")
         seeds = list(zip(targets, _seeds(targets, output_gradients)))
-        wanted = {s._uid for s in flat_sources if s.dtype.kind in "fc"}
+        wanted = reachable(originals, self._watched, {t._uid for t in targets})
         found = backward.walk(self._entries, seeds, wanted)
         grads = [_finish(found.get(s._uid) if s.dtype.kind in "fc" else None, s, mode)
                  for s in flat_sources]
@@ -211,7 +212,8 @@ class GradientTape:
 
         self._begin("jacobian")
         mode = _unconnected(unconnected_gradients)
-        result = jacobian(self._entries, target, sources, mode, vectorize=experimental_use_pfor)
+        result = jacobian(self._entries, self._watched, target, sources, mode,
+                          vectorize=experimental_use_pfor)
         self._end()
         return result
 
@@ -235,7 +237,7 @@ class GradientTape:
 
         self._begin("batch_jacobian")
         mode = _unconnected(unconnected_gradients)
-        result = batch_jacobian(self._entries, target, source, mode,
+        result = batch_jacobian(self._entries, self._watched, target, source, mode,
                                 vectorize=experimental_use_pfor)
         self._end()
         return result
@@ -263,6 +265,16 @@ class GradientTape:
             self._consumed = True
             self._entries = []
             self._watched = set()
+
+
+def reachable(sources: list, watched: set, target_ids: set) -> set:
+    """Ids the backward walk should reach: the float sources, but a Variable only if the tape
+    watched it (TF records its reads only then) or it is itself a target."""
+    return {
+        s._uid for s in sources
+        if isinstance(s, Tensor) and s.dtype.kind in "fc"
+        and (not isinstance(s, Variable) or s._uid in watched or s._uid in target_ids)
+    }
 
 
 def _as_tensors(items: list, what: str) -> list:

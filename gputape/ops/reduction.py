@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..dispatch import apply
 from ..registry import defvjp, primitive
 from ._axes import lead, normalize_axes
@@ -43,7 +45,7 @@ def _extreme_forward(name):
         if x.size == 0:
             fill = -math.inf if name == "max" else math.inf
             if x.dtype.kind in "iu":
-                info = xp.iinfo(x.dtype)
+                info = np.iinfo(x.dtype)
                 fill = info.min if name == "max" else info.max
             kept = _kept_shape(x.shape, axes)
             shape = kept if keepdims else tuple(s for i, s in enumerate(x.shape) if i not in axes)
