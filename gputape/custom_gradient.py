@@ -63,11 +63,11 @@ def custom_gradient(f):
     ...     def grad(upstream):
     ...         return upstream * (1 - 1 / (1 + e))
     ...     return gt.log(1 + e), grad
-    >>> x = gt.constant(100.0)
+    >>> x = gt.constant(10.0)
     >>> with gt.GradientTape() as tape:
     ...     tape.watch(x)
     ...     y = log1pexp(x)
-    >>> float(tape.gradient(y, x))
+    >>> round(float(tape.gradient(y, x)), 4)
     1.0
     """
 

@@ -102,14 +102,14 @@ def cupy_or_none():
     """
     if "module" not in _CUPY_STATE:
         module = None
-        if importlib.util.find_spec("cupy") is not None:
-            try:
+        try:
+            if importlib.util.find_spec("cupy") is not None:
                 import cupy
 
                 if cupy.cuda.runtime.getDeviceCount() > 0:
                     module = cupy
-            except Exception:  # a broken driver or no device: behave as if CuPy were absent
-                module = None
+        except Exception:  # blocked, broken, no driver or no device: as if CuPy were absent
+            module = None
         _CUPY_STATE["module"] = module
     return _CUPY_STATE["module"]
 
@@ -150,9 +150,12 @@ def _process_default() -> Device:
     if "device" not in _RESOLVED_DEFAULT:
         requested = os.environ.get(_ENV_VAR, "").strip()
         if requested:
-            chosen = Device(requested)
-            if chosen.kind == "gpu":
-                _check_gpu_exists(chosen)
+            try:
+                chosen = Device(requested)
+                if chosen.kind == "gpu":
+                    _check_gpu_exists(chosen)
+            except DeviceError as exc:
+                raise DeviceError(f"environment variable {_ENV_VAR}={requested!r}: {exc}") from None
         else:
             chosen = Device("gpu:0") if cupy_or_none() is not None else Device("cpu")
         _RESOLVED_DEFAULT["device"] = chosen

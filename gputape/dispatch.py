@@ -33,7 +33,7 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     except GputapeError:
         raise
     except (ValueError, TypeError, IndexError) as exc:
-        raise _explain(prim, tensors, exc) from exc
+        raise _explain(prim, tensors, params, exc) from exc
     if xp is np and type(out) is not np.ndarray:
         out = np.asarray(out)  # NumPy ufuncs return scalars for 0-d inputs
     result = Tensor._wrap(out)
@@ -191,9 +191,22 @@ def describe(prim: Primitive, tensors) -> str:
     )
 
 
-def _explain(prim: Primitive, tensors, exc: Exception) -> Exception:
+def _param_text(params: dict) -> str:
+    def show(value):
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            return f"<{value.dtype} array {tuple(value.shape)}>"
+        if isinstance(value, tuple):
+            return "(" + ", ".join(show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        return repr(value)
+
+    return ", ".join(f"{k}={show(v)}" for k, v in params.items())
+
+
+def _explain(prim: Primitive, tensors, params: dict, exc: Exception) -> Exception:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     operands = describe(prim, tensors)
+    if params:
+        operands += f"; {_param_text(params)}"
     if "broadcast" in text:
         return ShapeError(
             f"{prim.name}: shapes do not broadcast ({operands}); hint: each dimension must be "

@@ -43,6 +43,8 @@ def as_dtype(dtype) -> np.dtype:
     >>> gt.as_dtype("float64")
     dtype('float64')
     """
+    if dtype is None:
+        raise DTypeError("dtype: None is not a dtype; hint: use gt.float32, gt.int32, ...")
     try:
         result = np.dtype(dtype)
     except TypeError as exc:
@@ -106,13 +108,21 @@ def cast_weak(value, dtype: np.dtype, op: str, arg: str):
             f"join a {dtype} tensor without losing its fraction; hint: gt.cast the tensor to a "
             f"float dtype first"
         )
+    if kind in "bi" and dtype.kind in "iu" and not isinstance(value, (bool, np.bool_)):
+        info = np.iinfo(dtype)
+        if not info.min <= int(value) <= info.max:
+            raise DTypeError(
+                f"{op}: argument {arg!r} is the Python int {value!r}, which does not fit the "
+                f"{dtype} tensor beside it (range {info.min}..{info.max}); hint: gt.cast the "
+                f"tensor to a wider dtype"
+            )
     return value
 
 
 def infer_host_array(value, dtype=None, op: str = "constant", arg: str = "value") -> np.ndarray:
     """Turn Python data or a NumPy array into a NumPy array with gputape's dtype rules."""
     if isinstance(value, np.ndarray):
-        array = value
+        array = np.array(value, copy=True)  # tensors are immutable: never share the caller's
     else:
         if value is None or isinstance(value, (str, bytes)):
             raise _not_a_tensor(value, op, arg)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from ..errors import ArgumentError, ArgumentTypeError
 
 
@@ -48,17 +50,44 @@ def _as_int(op: str, name: str, value) -> int:
     return int(value)
 
 
-def as_shape(op: str, shape) -> "tuple[int, ...]":
-    """A shape argument (tuple, list, int, or 1-d int tensor) as a tuple of ints."""
+def as_shape(op: str, shape, allow_unknown: bool = False) -> "tuple[int, ...]":
+    """A shape argument (tuple, list, int, or 1-d int tensor) as a tuple of ints >= 0 (or -1
+    for one unknown dimension where ``allow_unknown``)."""
     if hasattr(shape, "numpy"):
         shape = shape.numpy().tolist()
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
-        return (int(shape),)
+        shape = (shape,)
     if not isinstance(shape, (list, tuple)):
         raise ArgumentTypeError(
             f"{op}: shape must be a tuple or list of ints, got {type(shape).__name__} {shape!r}"
         )
-    return tuple(_as_int(op, "shape", s) for s in shape)
+    dims = tuple(_as_int(op, "shape", s) for s in shape)
+    if not allow_unknown and any(d < 0 for d in dims):
+        raise ArgumentError(
+            f"{op}: shape {dims} has a negative dimension; hint: dimensions must be >= 0"
+        )
+    return dims
+
+
+def as_count(op: str, name: str, value) -> int:
+    """A non-negative int argument (a size or a count)."""
+    value = _as_int(op, name, value)
+    if value < 0:
+        raise ArgumentError(f"{op}: {name} must be >= 0, got {value}")
+    return value
+
+
+def as_number(op: str, name: str, value):
+    """A real number argument (Python, NumPy or a one-element tensor)."""
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.number)):
+        raise ArgumentTypeError(
+            f"{op}: {name} must be a real number, got {type(value).__name__} {value!r}"
+        )
+    return value
 
 
 def lead(g, ans) -> tuple:

@@ -6,9 +6,9 @@ import numpy as np
 
 from .. import dtypes
 from ..device import Device, default_device
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Tensor, convert_to_tensor
-from ._axes import as_shape
+from ._axes import as_count, as_number, as_shape
 
 
 def _xp_and_device(device):
@@ -56,8 +56,13 @@ def fill(dims, value, device=None) -> Tensor:
     """
     if isinstance(value, Tensor):
         dtype, value = value.dtype, value.numpy()
+    elif dtypes.is_weak(value):
+        dtype = dtypes.weak_dtype([value])
     else:
-        dtype = dtypes.weak_dtype([value]) if dtypes.is_weak(value) else np.asarray(value).dtype
+        raise ArgumentTypeError(
+            f"fill: value must be a number or a one-element tensor, got {type(value).__name__} "
+            f"{value!r:.40}"
+        )
     xp, dev = _xp_and_device(device)
     shape = as_shape("fill", dims)
     return _made(lambda: xp.full(shape, value, dtype=dtype), dev)
@@ -73,7 +78,9 @@ def eye(num_rows, num_columns=None, dtype=dtypes.float32, device=None) -> Tensor
     """
     xp, dev = _xp_and_device(device)
     dtype = dtypes.as_dtype(dtype)
-    return _made(lambda: xp.eye(num_rows, num_columns, dtype=dtype), dev)
+    rows = as_count("eye", "num_rows", num_rows)
+    cols = rows if num_columns is None else as_count("eye", "num_columns", num_columns)
+    return _made(lambda: xp.eye(rows, cols, dtype=dtype), dev)
 
 
 def _like(x, dtype, device):
@@ -115,10 +122,9 @@ def linspace(start, stop, num, device=None) -> Tensor:
     array([0.  , 0.25, 0.5 , 0.75, 1.  ], dtype=float32)
     """
     dtype = _float_dtype_of(start, stop)
-    num = int(num)
-    if num < 0:
-        raise ArgumentError(f"linspace: num must be >= 0, got {num}")
-    start, stop = float(start), float(stop)
+    num = as_count("linspace", "num", num)
+    start = float(as_number("linspace", "start", start))
+    stop = float(as_number("linspace", "stop", stop))
     xp, dev = _xp_and_device(device)
     return _made(lambda: xp.linspace(start, stop, num, dtype=np.float64).astype(dtype), dev)
 
@@ -136,7 +142,8 @@ def range(start, limit=None, delta=1, dtype=None, device=None) -> Tensor:  # noq
     """
     if limit is None:
         start, limit = 0, start
-    values = [v.numpy().item() if isinstance(v, Tensor) else v for v in (start, limit, delta)]
+    values = [as_number("range", name, v)
+              for name, v in (("start", start), ("limit", limit), ("delta", delta))]
     if values[2] == 0:
         raise ArgumentError("range: delta must not be 0")
     dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.weak_dtype(values)

@@ -32,9 +32,17 @@ def _pos(self):
     return self
 
 
+def _transposed(self):
+    """The tensor with its dimensions reversed (NumPy's ``.T``)."""
+    from .shape import transpose
+
+    return transpose(self)
+
+
 def install() -> None:
     """Attach the operators to Tensor (and so to Variable)."""
     for name, op in _OPERATORS.items():
         setattr(Tensor, name, op)
     Tensor.__pos__ = _pos
+    Tensor.T = property(_transposed)
     Tensor.__hash__ = object.__hash__  # defining __eq__ must not make tensors unhashable

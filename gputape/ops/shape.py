@@ -129,7 +129,7 @@ def reshape(tensor, shape):
     (2, 3)
     """
     x = convert_to_tensor(tensor)
-    shape = as_shape("reshape", shape)
+    shape = as_shape("reshape", shape, allow_unknown=True)
     unknown = [i for i, s in enumerate(shape) if s == -1]
     known = math.prod(s for s in shape if s != -1)
     if len(unknown) > 1 or any(s < -1 for s in shape):
@@ -286,6 +286,12 @@ def split(value, num_or_size_splits, axis=0):
     x = convert_to_tensor(value)
     axis = normalize_axis("split", axis, x.ndim)
     length = x.shape[axis]
+    if isinstance(num_or_size_splits, (bool, float)) or not isinstance(
+            num_or_size_splits, (numbers.Integral, list, tuple, Tensor, np.ndarray)):
+        raise ArgumentTypeError(
+            f"split: num_or_size_splits must be an int or a list of ints, got "
+            f"{type(num_or_size_splits).__name__} {num_or_size_splits!r:.40}"
+        )
     if isinstance(num_or_size_splits, numbers.Integral):
         n = int(num_or_size_splits)
         if n <= 0 or length % n:
@@ -297,7 +303,9 @@ def split(value, num_or_size_splits, axis=0):
     else:
         if isinstance(num_or_size_splits, Tensor):
             num_or_size_splits = num_or_size_splits.numpy().tolist()
-        sizes = [int(s) for s in num_or_size_splits]
+        from ._axes import as_shape
+
+        sizes = list(as_shape("split", list(num_or_size_splits), allow_unknown=True))
         if sizes.count(-1) == 1:
             sizes[sizes.index(-1)] = length - (sum(sizes) + 1)
         if sum(sizes) != length or any(s < 0 for s in sizes):
@@ -400,7 +408,7 @@ def _normalize_index(x: Tensor, index) -> tuple:
 
     items = index if isinstance(index, tuple) else (index,)
     out = []
-    for key in items:
+    for position, key in enumerate(items):
         if key is None or key is Ellipsis or isinstance(key, slice):
             if isinstance(key, slice):
                 key = slice(*(_index_int(x, v) if v is not None else None
@@ -416,12 +424,15 @@ def _normalize_index(x: Tensor, index) -> tuple:
             array = key._data
         elif isinstance(key, (list, np.ndarray)) or hasattr(key, "__cuda_array_interface__"):
             array = key if hasattr(key, "dtype") else np.asarray(key)
+            if array.size == 0 and array.dtype.kind == "f":  # [] is an empty integer index
+                array = array.astype(np.intp)
         else:
             raise ArgumentTypeError(
                 f"getitem: index {key!r} of type {type(key).__name__} is not supported; use "
                 f"ints, slices, None, ..., integer arrays or bool masks"
             )
         if array.dtype.kind == "b":
+            _check_mask(x, items, position, array.shape)
             host = np.asarray(array) if isinstance(array, np.ndarray) else array.get()
             out.extend(move(a, x.device) for a in np.nonzero(host))
             continue
@@ -436,6 +447,28 @@ def _normalize_index(x: Tensor, index) -> tuple:
             out.append(move(array, x.device))
     _check_bounds(x, out)
     return tuple(out)
+
+
+def _dims_used(key) -> int:
+    if key is None:
+        return 0
+    if hasattr(key, "dtype") and key.dtype.kind == "b":
+        return key.ndim
+    return 1
+
+
+def _check_mask(x: Tensor, items: tuple, position: int, mask_shape: tuple) -> None:
+    """A bool mask must match the dimensions it covers exactly (as NumPy requires)."""
+    if any(k is Ellipsis for k in items[:position]):
+        start = x.ndim - sum(_dims_used(k) for k in items[position:] if k is not Ellipsis)
+    else:
+        start = sum(_dims_used(k) for k in items[:position])
+    covered = x.shape[start:start + len(mask_shape)]
+    if start < 0 or covered != tuple(mask_shape):
+        raise IndexOutOfRangeError(
+            f"getitem: bool mask of shape {tuple(mask_shape)} does not match the dimensions "
+            f"{covered} it indexes (from dimension {start} of shape {x.shape})"
+        )
 
 
 def _index_int(x: Tensor, value) -> int:
