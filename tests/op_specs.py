@@ -13,7 +13,7 @@ import numpy as np
 
 import gputape as gt
 from gputape.dispatch import apply
-from gputape.ops.shape import SCATTER
+from gputape.ops.indexing import SCATTER
 
 BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3))]
 UNARY_SHAPES = [(), (5,), (2, 3)]

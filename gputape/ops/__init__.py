@@ -54,6 +54,7 @@ from .elementwise import (
     tanh,
     where,
 )
+from .indexing import gather, getitem
 from .linalg import matmul
 from .nn import log_softmax, softmax, softmax_cross_entropy_with_logits
 from .reduction import (
@@ -71,8 +72,6 @@ from .shape import (
     concat,
     copy_to_device,
     expand_dims,
-    gather,
-    getitem,
     matrix_transpose,
     reshape,
     split,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from . import elementwise as ew
+from .indexing import getitem
 from .linalg import matmul
-from .shape import getitem
 
 
 def _reflected(op):
