@@ -92,29 +92,25 @@ def test_env_var_selects_cpu(value):
     assert result == {"default": "cpu", "tensor": "cpu", "devices": ["cpu"]}
 
 
+_RAISES_ON_FIRST_TENSOR = """
+    import json, gputape as gt
+    try:
+        gt.constant(1.0)
+        print(json.dumps({"raised": None}))
+    except gt.DeviceError as exc:
+        print(json.dumps({"raised": type(exc).__name__, "message": str(exc)}))
+"""
+
+
 def test_env_var_with_a_bad_value_raises_clear_error():
-    result = run_python("""
-        import json, gputape as gt
-        try:
-            gt.constant(1.0)
-            print(json.dumps({"raised": None}))
-        except gt.DeviceError as exc:
-            print(json.dumps({"raised": type(exc).__name__, "message": str(exc)}))
-    """, env={"GPUTAPE_DEVICE": "tpu:7"})
+    result = run_python(_RAISES_ON_FIRST_TENSOR, env={"GPUTAPE_DEVICE": "tpu:7"})
     assert result["raised"] == "DeviceError"
     assert "tpu:7" in result["message"] and "GPUTAPE_DEVICE" in result["message"]
 
 
 @pytest.mark.skipif(HAS_GPU, reason=HAS_GPU_REASON)
 def test_env_var_naming_a_missing_gpu_raises():
-    result = run_python("""
-        import json, gputape as gt
-        try:
-            gt.constant(1.0)
-            print(json.dumps({"raised": None}))
-        except gt.DeviceError as exc:
-            print(json.dumps({"raised": type(exc).__name__, "message": str(exc)}))
-    """, env={"GPUTAPE_DEVICE": "gpu"})
+    result = run_python(_RAISES_ON_FIRST_TENSOR, env={"GPUTAPE_DEVICE": "gpu"})
     assert result["raised"] == "DeviceError"
     assert "gpu" in result["message"] and "cpu" in result["message"]
 
