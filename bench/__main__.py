@@ -15,6 +15,7 @@ import numpy as np
 
 import gputape as gt
 
+from .report import compare, format_table, plot
 from .timing import measure
 from .workloads import SIZES, WORKLOADS
 
@@ -30,6 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="comma-separated workload names or 'all': "
                              + ", ".join(w.name for w in WORKLOADS))
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--plot", metavar="PATH", help="also draw time vs size (PNG, log-log)")
+    parser.add_argument("--compare", metavar="PATH",
+                        help="compare with an earlier --json file; exit 1 on a >10%% regression")
     return parser.parse_args(argv)
 
 
@@ -55,20 +59,29 @@ def run(args) -> dict:
               if args.workloads == "all" or w.name in args.workloads.split(",")]
     rng = np.random.default_rng(0)
     rows = []
-    for workload in chosen:
-        sizes = SIZES[args.sizes] if workload.sized else [workload.fixed_size]
-        for size in sizes:
-            for device in devices:
-                fn = workload.build(size, device, rng)
-                timing = measure(fn, device, repeat=args.repeat)
-                row = {"workload": workload.name, "size": size, "device": device,
-                       "median_s": timing.median_s, "spread_s": timing.spread_s,
-                       "repeats": timing.repeats,
-                       "elements_per_s": size / timing.median_s}
-                if workload.bytes_per_element:
-                    row["gb_per_s"] = size * workload.bytes_per_element / timing.median_s / 1e9
-                rows.append(row)
+    plan = [(w, size, device) for w in chosen
+            for size in (SIZES[args.sizes] if w.sized else [w.fixed_size]) for device in devices]
+    for workload, size, device in _progress(plan):
+        fn = workload.build(size, device, rng)
+        timing = measure(fn, device, repeat=args.repeat)
+        row = {"workload": workload.name, "size": size, "device": device,
+               "median_s": timing.median_s, "spread_s": timing.spread_s,
+               "repeats": timing.repeats, "elements_per_s": size / timing.median_s}
+        if workload.bytes_per_element:
+            row["gb_per_s"] = size * workload.bytes_per_element / timing.median_s / 1e9
+        rows.append(row)
     return {"meta": _meta(has_gpu), "results": rows}
+
+
+def _progress(plan: list):
+    """``plan`` wrapped in a progress bar on a terminal (tqdm, when installed); plain otherwise."""
+    if not sys.stderr.isatty():
+        return plan
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return plan
+    return tqdm(plan, desc="bench", unit="run", leave=False)
 
 
 def _meta(has_gpu: bool) -> dict:
@@ -86,33 +99,6 @@ def _meta(has_gpu: bool) -> dict:
     return meta
 
 
-def format_table(report: dict) -> str:
-    rows = report["results"]
-    header = f"{'workload':<18}{'size':>11}  {'device':<7}{'median':>11}{'spread':>10}" \
-             f"{'elem/s':>11}{'GB/s':>8}{'GPU/CPU':>9}"
-    lines = [header, "-" * len(header)]
-    cpu_time = {(r["workload"], r["size"]): r["median_s"] for r in rows if r["device"] == "cpu"}
-    gpu_seen = any(r["device"] != "cpu" for r in rows)
-    for r in rows:
-        speedup = ""
-        if r["device"] != "cpu" and (r["workload"], r["size"]) in cpu_time:
-            speedup = f"{cpu_time[(r['workload'], r['size'])] / r['median_s']:.1f}x"
-        gbs = f"{r['gb_per_s']:.2f}" if "gb_per_s" in r else ""
-        lines.append(f"{r['workload']:<18}{r['size']:>11,}  {r['device']:<7}"
-                     f"{_seconds(r['median_s']):>11}{_seconds(r['spread_s']):>10}"
-                     f"{r['elements_per_s']:>11.3g}{gbs:>8}{speedup:>9}")
-        if not gpu_seen and r["device"] == "cpu":
-            lines[-1] += "  (gpu: no GPU found)"
-    return "\n".join(lines)
-
-
-def _seconds(value: float) -> str:
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     report = run(args)
@@ -122,6 +108,16 @@ def main(argv=None) -> int:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)
         print(f"wrote {args.json}")
+    if args.plot:
+        plot(report, args.plot)
+        print(f"wrote {args.plot}")
+    if args.compare:
+        with open(args.compare) as fh:
+            table, regressions = compare(report, json.load(fh))
+        print(table)
+        if regressions:
+            print(f"{regressions} regression(s) over 10% against {args.compare}")
+            return 1
     return 0
 
 

@@ -2,7 +2,8 @@
 
 import json
 
-from bench.__main__ import format_table, main, parse_args, run
+from bench.__main__ import main, parse_args, run
+from bench.report import compare, format_table
 
 
 def test_runner_writes_json_and_a_table(tmp_path, capsys):
@@ -34,6 +35,33 @@ def test_help_lists_the_options(capsys):
     except SystemExit:
         pass
     text = capsys.readouterr().out
-    for option in ("--devices", "--sizes", "--repeat", "--workloads", "--json"):
+    for option in ("--devices", "--sizes", "--repeat", "--workloads", "--json", "--plot",
+                   "--compare"):
         assert option in text
     assert callable(run)
+
+
+def _report(seconds):
+    return {"results": [{"workload": "w", "size": 10, "device": "cpu", "median_s": seconds,
+                         "spread_s": 0.0, "elements_per_s": 10 / seconds}]}
+
+
+def test_compare_flags_regressions_over_ten_percent():
+    _, regressions = compare(_report(1.2), _report(1.0))
+    assert regressions == 1
+    table, regressions = compare(_report(1.05), _report(1.0))
+    assert regressions == 0 and "+5.0%" in table
+
+
+def test_plot_writes_a_png(tmp_path):
+    import pytest
+
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'bench' extra")
+    from bench.report import plot
+
+    report = {"meta": {"gpu": "no GPU found"}, "results": [
+        {"workload": "w", "size": n, "device": "cpu", "median_s": n * 1e-6, "spread_s": 0.0,
+         "elements_per_s": 1e6} for n in (10, 100, 1000)]}
+    path = tmp_path / "plot.png"
+    plot(report, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
