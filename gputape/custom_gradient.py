@@ -30,18 +30,19 @@ def _user_grads(g, ans, inputs, params):
             out.append(None)
             continue
         grad = convert_to_tensor(grad)
-        if grad.shape != x.shape and g.shape[: g.ndim - ans.ndim] == ():
-            try:
-                from .ops import broadcast_to, sum_to
-
-                grad = broadcast_to(sum_to(grad, x.shape), x.shape)
-            except Exception:
-                raise GradientRuleError(
-                    f"custom_gradient: gradient {i} of {fn_name!r} has shape {grad.shape} but "
-                    f"input {i} has shape {x.shape}"
-                ) from None
-        out.append(grad)
+        if grad.shape != x.shape and not _broadcasts_to(grad.shape, x.shape):
+            raise GradientRuleError(
+                f"custom_gradient: gradient {i} of {fn_name!r} has shape {grad.shape} but input "
+                f"{i} has shape {x.shape}; hint: return a gradient shaped like its input"
+            )
+        out.append(grad)  # the backward walk sums or broadcasts it to the input's shape
     return out
+
+
+def _broadcasts_to(have: tuple, want: tuple) -> bool:
+    """True when a ``have``-shaped gradient can be summed or broadcast to ``want``."""
+    have, want = have[-len(want):] if want else (), want
+    return all(h == w or h == 1 or w == 1 for h, w in zip(have[::-1], want[::-1]))
 
 
 # User rules see one cotangent at a time, so jacobian walks rows one by one through them.
