@@ -15,6 +15,7 @@ import numpy as np
 
 import gputape as gt
 
+from .peers import available
 from .report import compare, format_table, plot
 from .timing import measure
 from .workloads import SIZES, WORKLOADS
@@ -32,6 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              + ", ".join(w.name for w in WORKLOADS))
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--plot", metavar="PATH", help="also draw time vs size (PNG, log-log)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also run the workloads in PyTorch, JAX and TensorFlow when installed")
     parser.add_argument("--compare", metavar="PATH",
                         help="compare with an earlier --json file; exit 1 on a >10%% regression")
     return parser.parse_args(argv)
@@ -61,15 +64,22 @@ def run(args) -> dict:
     rows = []
     plan = [(w, size, device) for w in chosen
             for size in (SIZES[args.sizes] if w.sized else [w.fixed_size]) for device in devices]
+    peers = {device: available(device) for device in devices} if args.peers else {}
     for workload, size, device in _progress(plan):
-        fn = workload.build(size, device, rng)
-        timing = measure(fn, device, repeat=args.repeat)
-        row = {"workload": workload.name, "size": size, "device": device,
-               "median_s": timing.median_s, "spread_s": timing.spread_s,
-               "repeats": timing.repeats, "elements_per_s": size / timing.median_s}
-        if workload.bytes_per_element:
-            row["gb_per_s"] = size * workload.bytes_per_element / timing.median_s / 1e9
-        rows.append(row)
+        contenders = [("gputape", workload.build, None)]
+        for name, (builders, sync) in peers.get(device, {}).items():
+            if workload.name in builders:
+                contenders.append((name, builders[workload.name], sync))
+        for framework, build, sync in contenders:
+            fn = build(size, device, rng) if framework == "gputape" else build(size, rng)
+            timing = measure(fn, device, repeat=args.repeat, sync=sync)
+            row = {"workload": workload.name, "size": size, "device": device,
+                   "framework": framework, "median_s": timing.median_s,
+                   "spread_s": timing.spread_s, "repeats": timing.repeats,
+                   "elements_per_s": size / timing.median_s}
+            if workload.bytes_per_element:
+                row["gb_per_s"] = size * workload.bytes_per_element / timing.median_s / 1e9
+            rows.append(row)
     return {"meta": _meta(has_gpu), "results": rows}
 
 

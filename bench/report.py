@@ -15,31 +15,40 @@ def _seconds(value: float) -> str:
 def format_table(report: dict) -> str:
     """One line per (workload, size, device) with throughput and the GPU/CPU speed-up."""
     rows = report["results"]
-    header = (f"{'workload':<18}{'size':>11}  {'device':<7}{'median':>11}{'spread':>10}"
-              f"{'elem/s':>11}{'GB/s':>8}{'GPU/CPU':>9}")
+    header = (f"{'workload':<18}{'size':>11}  {'device':<7}{'framework':<11}{'median':>11}"
+              f"{'spread':>10}{'elem/s':>11}{'GB/s':>8}  {'GPU/CPU':>7}  {'peer/gputape':>12}")
     lines = [header, "-" * len(header)]
-    cpu_time = {(r["workload"], r["size"]): r["median_s"] for r in rows if r["device"] == "cpu"}
+    ours = {(r["workload"], r["size"], r["device"]): r["median_s"]
+            for r in rows if r.get("framework", "gputape") == "gputape"}
     gpu_seen = any(r["device"] != "cpu" for r in rows)
     for r in rows:
-        speedup = ""
-        if r["device"] != "cpu" and (r["workload"], r["size"]) in cpu_time:
-            speedup = f"{cpu_time[(r['workload'], r['size'])] / r['median_s']:.1f}x"
-        elif r["device"] == "cpu" and not gpu_seen:
+        framework = r.get("framework", "gputape")
+        speedup, ratio = "", ""
+        cpu = ours.get((r["workload"], r["size"], "cpu"))
+        if framework == "gputape" and r["device"] != "cpu" and cpu:
+            speedup = f"{cpu / r['median_s']:.1f}x"
+        elif framework == "gputape" and not gpu_seen:
             speedup = "no GPU found"
+        mine = ours.get((r["workload"], r["size"], r["device"]))
+        if framework != "gputape" and mine:
+            ratio = f"{r['median_s'] / mine:.2f}"
         gbs = f"{r['gb_per_s']:.2f}" if "gb_per_s" in r else ""
-        lines.append(f"{r['workload']:<18}{r['size']:>11,}  {r['device']:<7}"
+        lines.append(f"{r['workload']:<18}{r['size']:>11,}  {r['device']:<7}{framework:<11}"
                      f"{_seconds(r['median_s']):>11}{_seconds(r['spread_s']):>10}"
-                     f"{r['elements_per_s']:>11.3g}{gbs:>8}  {speedup:>7}")
+                     f"{r['elements_per_s']:>11.3g}{gbs:>8}  {speedup:>7}  {ratio:>12}")
     return "\n".join(lines)
 
 
 def compare(report: dict, baseline: dict, threshold: float = REGRESSION) -> "tuple[str, int]":
     """A table of time ratios against ``baseline`` and the number of regressions (> threshold)."""
-    old = {(r["workload"], r["size"], r["device"]): r["median_s"] for r in baseline["results"]}
+    def key_of(r):
+        return r["workload"], r["size"], r["device"], r.get("framework", "gputape")
+
+    old = {key_of(r): r["median_s"] for r in baseline["results"]}
     lines = [f"{'workload':<18}{'size':>11}  {'device':<7}{'before':>11}{'now':>11}{'change':>9}"]
     regressions = 0
     for r in report["results"]:
-        key = (r["workload"], r["size"], r["device"])
+        key = key_of(r)
         if key not in old:
             continue
         change = r["median_s"] / old[key] - 1
@@ -67,11 +76,15 @@ def plot(report: dict, path: str) -> None:
         sized = sorted({r["workload"] for r in rows})
     fig, axes = plt.subplots(1, len(sized), figsize=(4.5 * len(sized), 3.8), squeeze=False)
     for ax, name in zip(axes[0], sized):
-        for device in sorted({r["device"] for r in rows}):
+        lines = sorted({(r["device"], r.get("framework", "gputape")) for r in rows})
+        for device, framework in lines:
             points = sorted((r["size"], r["median_s"]) for r in rows
-                            if r["workload"] == name and r["device"] == device)
+                            if r["workload"] == name and r["device"] == device
+                            and r.get("framework", "gputape") == framework)
             if points:
-                ax.plot(*zip(*points), marker="o", label=device)
+                label = device if framework == "gputape" else f"{framework} ({device})"
+                ax.plot(*zip(*points), marker="o", label=label,
+                        linestyle="-" if framework == "gputape" else "--")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(name)

@@ -27,11 +27,11 @@ def synchronizer(device_name: str):
 
 
 def measure(run, device_name: str, repeat: int = 7, warmup: int = 2,
-            min_time_s: float = 0.05) -> Timing:
+            min_time_s: float = 0.05, sync=None) -> Timing:
     """Time ``run()``: ``warmup`` untimed calls (kernel compilation, caches), then ``repeat``
     samples; a sample loops ``run`` until it lasts ``min_time_s`` so tiny workloads are not
     dominated by the clock's resolution."""
-    sync = synchronizer(device_name)
+    sync = sync or synchronizer(device_name)
     for _ in range(warmup):
         run()
     sync()

@@ -65,3 +65,14 @@ def test_plot_writes_a_png(tmp_path):
     path = tmp_path / "plot.png"
     plot(report, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_reports_peer_time_over_gputape_time():
+    report = {"results": [
+        {"workload": "w", "size": 10, "device": "cpu", "framework": "gputape", "median_s": 1.0,
+         "spread_s": 0.0, "elements_per_s": 10.0},
+        {"workload": "w", "size": 10, "device": "cpu", "framework": "torch", "median_s": 2.5,
+         "spread_s": 0.0, "elements_per_s": 4.0},
+    ]}
+    last = format_table(report).splitlines()[-1]
+    assert "torch" in last and last.rstrip().endswith("2.50")

@@ -1,0 +1,265 @@
+"""The same workloads written in other frameworks, for side-by-side timings (``--peers``).
+
+Each peer is optional: one that is not installed is skipped with a note. Peers run on the CPU
+(PyTorch also on CUDA when it sees a GPU). Inputs match the gputape workloads: float32, random,
+the same shapes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+
+def _inputs(size, rng, n=2):
+    return [rng.uniform(0.5, 1.5, size).astype(np.float32) for _ in range(n)]
+
+
+def _mlp_data(rng):
+    images = rng.uniform(0.0, 1.0, (256, 784)).astype(np.float32)
+    labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 256)]
+    params = [rng.normal(0, 0.05, (784, 512)).astype(np.float32),
+              np.full(512, 0.01, np.float32),
+              rng.normal(0, 0.05, (512, 10)).astype(np.float32),
+              np.full(10, 0.01, np.float32)]
+    return images, labels, params
+
+
+# -- PyTorch ------------------------------------------------------------------------------
+
+
+def _torch_builders(device: str):
+    import torch
+
+    dev = torch.device("cuda" if device.startswith("gpu") else "cpu")
+
+    def t(a, grad=False):
+        return torch.tensor(a, device=dev, requires_grad=grad)
+
+    def tiny_chain(size, rng):
+        x = t(_inputs(16, rng, 1)[0], True)
+
+        def run():
+            y = x
+            for _ in range(50):
+                y = torch.sin(y) * x + x
+            return torch.autograd.grad(y.sum(), x)
+
+        return run
+
+    def two_input(expression):
+        def build(size, rng):
+            x, y = (t(a, True) for a in _inputs(size, rng))
+            return lambda: torch.autograd.grad(expression(x, y), [x, y])
+
+        return build
+
+    def sum_pow(size, rng):
+        x = t(_inputs(size, rng, 1)[0], True)
+        return lambda: torch.autograd.grad((x**3).sum(), x)
+
+    def mlp_step(size, rng):
+        images, labels, params = _mlp_data(rng)
+        images, labels = t(images), t(labels)
+        params = [t(p, True) for p in params]
+        opt = torch.optim.SGD(params, lr=0.01)
+
+        def run():
+            w1, b1, w2, b2 = params
+            logits = torch.relu(images @ w1 + b1) @ w2 + b2
+            loss = -(labels * torch.log_softmax(logits, -1)).sum(-1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return run
+
+    def third_derivative(size, rng):
+        x = t(np.linspace(-2 * np.pi, 2 * np.pi, 1000, dtype=np.float32), True)
+
+        def run():
+            y = torch.sin(x) ** 2
+            for _ in range(3):
+                (y,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+            return y
+
+        return run
+
+    def hessian_64(size, rng):
+        x = t(_inputs(64, rng, 1)[0])
+        a = t(rng.uniform(0.5, 1.5, (64, 64)).astype(np.float32))
+        return lambda: torch.autograd.functional.hessian(lambda v: (torch.sin(a @ v) * v).sum(), x,
+                                                         vectorize=True)
+
+    def jacobian_256(size, rng):
+        x = t(_inputs(256, rng, 1)[0])
+        w = t(rng.uniform(0.5, 1.5, (256, 256)).astype(np.float32))
+        return lambda: torch.autograd.functional.jacobian(lambda v: torch.tanh(w @ v) * v, x,
+                                                          vectorize=True)
+
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    return {
+        "tiny_chain": tiny_chain,
+        "elementwise_grad": two_input(lambda x, y: (x * y + x**3 * torch.sin(y)).sum()),
+        "sum_xy": two_input(lambda x, y: (x * y).sum()),
+        "sum_pow": sum_pow, "mlp_step": mlp_step, "third_derivative": third_derivative,
+        "hessian_64": hessian_64, "jacobian_256": jacobian_256,
+    }, sync
+
+
+# -- JAX ----------------------------------------------------------------------------------
+
+
+def _jax_builders(device: str):
+    import jax
+    import jax.numpy as jnp
+
+    def block(fn):
+        return lambda: jax.block_until_ready(fn())
+
+    def tiny_chain(size, rng):
+        x = jnp.asarray(_inputs(16, rng, 1)[0])
+
+        def f(v):
+            y = v
+            for _ in range(50):
+                y = jnp.sin(y) * v + v
+            return y.sum()
+
+        g = jax.grad(f)  # eager (not jitted): the per-op overhead is what this measures
+        return block(lambda: g(x))
+
+    def two_input(expression):
+        def build(size, rng):
+            x, y = (jnp.asarray(a) for a in _inputs(size, rng))
+            g = jax.grad(expression, argnums=(0, 1))
+            return block(lambda: g(x, y))
+
+        return build
+
+    def third_derivative(size, rng):
+        x = jnp.linspace(-2 * jnp.pi, 2 * jnp.pi, 1000, dtype=jnp.float32)
+        d3 = jax.vmap(jax.grad(jax.grad(jax.grad(lambda v: jnp.sin(v) ** 2))))
+        return block(lambda: d3(x))
+
+    def hessian_64(size, rng):
+        x = jnp.asarray(_inputs(64, rng, 1)[0])
+        a = jnp.asarray(rng.uniform(0.5, 1.5, (64, 64)).astype(np.float32))
+        h = jax.hessian(lambda v: (jnp.sin(a @ v) * v).sum())
+        return block(lambda: h(x))
+
+    def jacobian_256(size, rng):
+        x = jnp.asarray(_inputs(256, rng, 1)[0])
+        w = jnp.asarray(rng.uniform(0.5, 1.5, (256, 256)).astype(np.float32))
+        j = jax.jacrev(lambda v: jnp.tanh(w @ v) * v)
+        return block(lambda: j(x))
+
+    return {
+        "tiny_chain": tiny_chain,
+        "elementwise_grad": two_input(lambda x, y: (x * y + x**3 * jnp.sin(y)).sum()),
+        "sum_xy": two_input(lambda x, y: (x * y).sum()),
+        "third_derivative": third_derivative, "hessian_64": hessian_64,
+        "jacobian_256": jacobian_256,
+    }, (lambda: None)
+
+
+# -- TensorFlow ---------------------------------------------------------------------------
+
+
+def _tf_builders(device: str):
+    import tensorflow as tf
+
+    def tiny_chain(size, rng):
+        x = tf.constant(_inputs(16, rng, 1)[0])
+
+        def run():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = x
+                for _ in range(50):
+                    y = tf.sin(y) * x + x
+                loss = tf.reduce_sum(y)
+            return tape.gradient(loss, x)
+
+        return run
+
+    def two_input(expression):
+        def build(size, rng):
+            x, y = (tf.constant(a) for a in _inputs(size, rng))
+
+            def run():
+                with tf.GradientTape() as tape:
+                    tape.watch([x, y])
+                    loss = expression(x, y)
+                return tape.gradient(loss, [x, y])
+
+            return run
+
+        return build
+
+    def mlp_step(size, rng):
+        images, labels, params = _mlp_data(rng)
+        images, labels = tf.constant(images), tf.constant(labels)
+        params = [tf.Variable(p) for p in params]
+        opt = tf.keras.optimizers.SGD(learning_rate=0.01)
+
+        def run():
+            w1, b1, w2, b2 = params
+            with tf.GradientTape() as tape:
+                logits = tf.nn.relu(images @ w1 + b1) @ w2 + b2
+                loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels, logits))
+            opt.apply_gradients(zip(tape.gradient(loss, params), params))
+            return loss
+
+        return run
+
+    def third_derivative(size, rng):
+        x = tf.constant(np.linspace(-2 * np.pi, 2 * np.pi, 1000, dtype=np.float32))
+
+        def run():
+            with tf.GradientTape() as t3:
+                t3.watch(x)
+                with tf.GradientTape() as t2:
+                    t2.watch(x)
+                    with tf.GradientTape() as t1:
+                        t1.watch(x)
+                        y = tf.square(tf.sin(x))
+                    d1 = t1.gradient(y, x)
+                d2 = t2.gradient(d1, x)
+            return t3.gradient(d2, x)
+
+        return run
+
+    return {
+        "tiny_chain": tiny_chain,
+        "elementwise_grad": two_input(lambda x, y: tf.reduce_sum(x * y + x**3 * tf.sin(y))),
+        "sum_xy": two_input(lambda x, y: tf.reduce_sum(x * y)),
+        "mlp_step": mlp_step, "third_derivative": third_derivative,
+    }, (lambda: None)
+
+
+def _torch_sees_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+PEERS = {"torch": ("torch", _torch_builders), "jax": ("jax", _jax_builders),
+         "tensorflow": ("tensorflow", _tf_builders)}
+
+
+def available(device: str) -> dict:
+    """``{peer name: (builders by workload, synchronize)}`` for the installed peers."""
+    found = {}
+    for name, (module, make) in PEERS.items():
+        if importlib.util.find_spec(module) is None:
+            continue
+        if device != "cpu" and (name != "torch" or not _torch_sees_cuda()):
+            continue
+        try:
+            found[name] = make(device)
+        except Exception as exc:  # a peer that fails to start is reported, never fatal
+            print(f"bench: peer {name} unavailable on {device}: {exc}")
+    return found
