@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
+import subprocess
 import sys
 
 import numpy as np
@@ -94,11 +96,20 @@ def _progress(plan: list):
     return tqdm(plan, desc="bench", unit="run", leave=False)
 
 
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, cwd=os.path.dirname(os.path.abspath(__file__)))
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def _meta(has_gpu: bool) -> dict:
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "numpy": np.__version__,
             "gputape": gt.__version__, "machine": platform.machine(),
-            "gpu": "no GPU found"}
+            "cpu_count": os.cpu_count(), "commit": _commit(), "gpu": "no GPU found"}
     if has_gpu:
         import cupy
 
