@@ -23,6 +23,7 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0) -> d
     from .ops import add
 
     needed, feeds = _prune(entries, sources)
+    batch_shape = None
     cotangents: dict = {}
     for target, seed in seeds:
         uid = target._uid
@@ -50,7 +51,10 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0) -> d
                 continue
             if grad is None:
                 continue
-            grad = fit(grad, inp, g.shape[:batch])
+            if batch_shape is None:
+                batch_shape = g.shape[:batch]
+            if grad.shape != batch_shape + inp.shape or grad.dtype != inp.dtype:
+                grad = fit(grad, inp, batch_shape)
             previous = cotangents.get(uid)
             cotangents[uid] = grad if previous is None else add(previous, grad)
     return {uid: cotangents[uid] for uid in sources if uid in cotangents}
