@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import host
 
 import gputape as gt
 
@@ -29,10 +30,6 @@ HAS_GPU_REASON = "a CUDA GPU is present, so the no-GPU behaviour cannot be obser
 
 def requires_gpu(test):
     return pytest.mark.gpu(pytest.mark.skipif(not HAS_GPU, reason=NO_GPU)(test))
-
-
-def host(value) -> np.ndarray:
-    return np.asarray(value.numpy() if isinstance(value, gt.Tensor) else value)
 
 
 def run_python(*parts: str, env: "dict | None" = None) -> dict:

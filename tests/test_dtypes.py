@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import host, tape_grads
 
 import gputape as gt
 
@@ -18,22 +19,10 @@ FLOATS = ["float16", "float32", "float64"]
 TOL = {"float16": 1e-2, "float32": 1e-5, "float64": 1e-12}
 
 
-def host(value) -> np.ndarray:
-    return np.asarray(value.numpy() if isinstance(value, gt.Tensor) else value)
-
-
 def assert_close(actual, expected, dtype="float32") -> None:
     tol = TOL[str(np.dtype(dtype))]
     np.testing.assert_allclose(host(actual).astype(np.float64), np.asarray(expected, np.float64),
                                rtol=tol, atol=tol)
-
-
-def tape_grads(fn, *xs):
-    with gt.GradientTape() as tape:
-        for x in xs:
-            tape.watch(x)
-        y = fn(*xs)
-    return tape.gradient(y, list(xs))
 
 
 # -- what values become -------------------------------------------------------------------

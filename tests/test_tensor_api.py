@@ -11,6 +11,7 @@ import operator
 
 import numpy as np
 import pytest
+from helpers import host, tape_grads
 
 import gputape as gt
 
@@ -20,23 +21,10 @@ TOL = {np.float16: 2e-2, np.float32: 1e-5, np.float64: 1e-12}
 # -- helpers --------------------------------------------------------------------------------
 
 
-def host(value) -> np.ndarray:
-    return np.asarray(value.numpy() if isinstance(value, gt.Tensor) else value)
-
-
 def assert_close(actual, expected, dtype=np.float32, atol=None) -> None:
     rtol = TOL[np.dtype(dtype).type]
     np.testing.assert_allclose(host(actual).astype(np.float64), np.asarray(expected, np.float64),
                                rtol=rtol, atol=rtol if atol is None else atol)
-
-
-def tape_grads(fn, *xs):
-    """Gradients of ``fn(*xs)`` with respect to every ``xs`` (all watched)."""
-    with gt.GradientTape() as tape:
-        for x in xs:
-            tape.watch(x)
-        y = fn(*xs)
-    return tape.gradient(y, list(xs))
 
 
 def numeric_grad(fn, args, i, eps=1e-6) -> np.ndarray:
