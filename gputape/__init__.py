@@ -53,6 +53,7 @@ from .functional import (
     value_and_grad,
     value_and_gradients_function,
 )
+from .interop import from_dlpack
 from .ops import *  # noqa: F403 - the op library is the public surface
 from .optimizers import clip_by_global_norm
 from .tape import GradientTape, UnconnectedGradients
@@ -66,7 +67,8 @@ __all__ = [
     "ShapeError", "TapeError", "TapeTypeError", "TapeValueError", "Tensor",
     "UnconnectedGradients", "Variable", "as_dtype", "bool_", "clip_by_global_norm", "complex64",
     "complex128", "constant", "convert_to_tensor", "custom_gradient", "default_device", "device",
-    "float16", "float32", "float64", "grad", "gradients_function", "hessian", "int8", "int16",
-    "int32", "int64", "list_devices", "nest", "nn", "optimizers", "testing", "uint8",
+    "float16", "float32", "float64", "from_dlpack", "grad", "gradients_function", "hessian",
+    "int8", "int16", "int32", "int64", "list_devices", "nest", "nn", "optimizers", "testing",
+    "uint8",
     "value_and_grad", "value_and_gradients_function", *_ops.__all__,
 ]

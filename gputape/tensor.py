@@ -86,6 +86,37 @@ class Tensor:
         host = self._data if isinstance(self._data, np.ndarray) else self._data.get()
         return host.astype(dtype) if dtype is not None else np.array(host)
 
+    # -- zero-copy interop ----------------------------------------------------------------
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule sharing this tensor's memory (see :func:`gputape.from_dlpack`).
+
+        Consumers such as ``numpy.from_dlpack``, ``cupy.from_dlpack`` and
+        ``torch.from_dlpack`` call it; the memory must not be written through the result.
+        """
+        from .interop import export_dlpack
+
+        return export_dlpack(self._data, stream, max_version, dl_device, copy)
+
+    def __dlpack_device__(self) -> tuple:
+        """``(device_type, device_id)`` in DLPack codes: ``(1, 0)`` on the CPU, ``(2, N)`` on
+        ``gpu:N``."""
+        return self._data.__dlpack_device__()
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        """The CUDA Array Interface of a GPU tensor (``cupy.asarray(x)`` shares its memory).
+
+        Only GPU tensors have it: on a CPU tensor it raises ``AttributeError``, so
+        ``hasattr(x, "__cuda_array_interface__")`` tells whether ``x`` lives on a GPU.
+        """
+        if isinstance(self._data, np.ndarray):
+            raise AttributeError(
+                "__cuda_array_interface__: this tensor lives on the cpu, and only GPU tensors "
+                "have a CUDA Array Interface; hint: use np.asarray(x) or np.from_dlpack(x) on "
+                "the host, or x.to('gpu') first"
+            )
+        return self._data.__cuda_array_interface__
+
     # -- Python protocols -----------------------------------------------------------------
     def _scalar(self, what: str):
         if self.size != 1:
@@ -252,7 +283,10 @@ def _to_array(value, dtype, device, op: str, arg: str):
             array = array.astype(dtypes.as_dtype(dtype))
         return move(array, Device(device)) if device is not None else array
     if not isinstance(value, np.ndarray) and type(value).__module__.startswith("cupy"):
-        array = value if dtype is None else value.astype(dtypes.as_dtype(dtype))
+        # Copied like NumPy input (tensors never share the caller's memory; gt.from_dlpack is
+        # the zero-copy route), on the array's own GPU unless `device` says otherwise.
+        with value.device:  # CuPy allocates on the current device, not the array's
+            array = value.copy() if dtype is None else value.astype(dtypes.as_dtype(dtype))
         return move(array, Device(device)) if device is not None else array
     if isinstance(value, (list, tuple)) and _holds_tensor(value):
         value = _host_nested(value)
