@@ -39,9 +39,14 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0) -> d
         together = None
         if prim.vjp_all is not None:
             together = prim.vjp_all(g, entry.output, inputs, entry.params)
+        elif prim.grad_overrides:
+            fused = prim.gradient_override(type(g._data).__module__.partition(".")[0])
+            if fused is not None:
+                needed = [t._uid in feeds and t.dtype.kind in "fc" for t in inputs]
+                together = fused(g, entry.output, inputs, entry.params, needed)
         for index, inp in enumerate(inputs):
             uid = inp._uid
-            if uid not in feeds or inp._data.dtype.kind not in "fc":
+            if uid not in feeds or inp.dtype.kind not in "fc":
                 continue
             if together is not None:
                 grad = together[index]

@@ -2,7 +2,8 @@
 
 1. convert the arguments (Python numbers are weakly typed, Variables are read),
 2. pick the array namespace from the operands (mixed devices raise DeviceMismatchError),
-3. run the primitive's implementation (a fused override on the GPU when one is registered),
+3. run the primitive's implementation (a fused override on the GPU when one is registered), or
+   leave the result pending when the primitive may be fused into a reduction that reads it,
 4. wrap the result in a Tensor,
 5. record it on every recording tape that watches one of its float inputs.
 """
@@ -27,6 +28,10 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     tensors = _operands(prim, args)
     data = tensors[0]._data
     xp = np if type(data) is np.ndarray else namespace_of(data)
+    if prim.deferrable and xp.__name__ in prim.deferrable:
+        pending = _defer(prim, tensors, params, xp)
+        if pending is not None:
+            return pending
     forward = prim.implementation(xp.__name__) if prim.overrides else prim.forward
     try:
         out = forward(xp, *[t._data for t in tensors], **params)
@@ -43,13 +48,35 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     return result
 
 
+def _defer(prim: Primitive, tensors, params: dict, xp) -> "Tensor | None":
+    """A pending result of ``prim``, recorded as usual, when a tape records it (the tape keeps
+    the inputs alive anyway, so waiting costs no memory) and its inputs are floats of one
+    dtype."""
+    from .pending import defer
+    from .registry import fused_enabled
+
+    tapes = recording.tapes
+    if not any(t._uid in tape._watched for tape in tapes for t in tensors):
+        return None
+    dtype = tensors[0]._data.dtype
+    if dtype.kind != "f" or any(t._data.dtype != dtype for t in tensors) or not fused_enabled():
+        return None
+    try:
+        shape = np.broadcast_shapes(*(t._data.shape for t in tensors))
+    except ValueError as exc:
+        raise _explain(prim, tensors, params, exc) from exc
+    result = defer(prim, tensors, params, xp, shape, dtype, device_of(tensors[0]._data))
+    record(tapes, prim, tensors, params, result)
+    return result
+
+
 def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) -> None:
     """Append one entry to every tape in ``tapes`` that watches a float input."""
     entry = None
     for tape in tapes:
         watched = tape._watched
         for t in tensors:
-            if t._uid in watched and t._data.dtype.kind in "fc":
+            if t._uid in watched and t.dtype.kind in "fc":
                 break
         else:
             continue

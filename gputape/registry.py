@@ -10,8 +10,16 @@ VJP rules receive ``(g, ans, *inputs, **params)``: the cotangent ``g`` (which ma
 static parameters. They return a gradient broadcastable to the input's shape (the backward walk
 sums it back and casts it centrally), or ``None`` for "no gradient".
 
-Fused kernels register as overrides of a primitive's forward for one array namespace
-(``"cupy"``); ``GPUTAPE_FUSED=0`` turns every override off.
+Fused kernels register as overrides for one array namespace (``"cupy"``), in three ways:
+
+* ``register_override``: another forward for the primitive (a kernel instead of the generic
+  array code);
+* ``register_gradient_override``: a rule computing every needed input cotangent at once from
+  fused gradient primitives (which are themselves differentiable);
+* ``deferrable``: the primitive's output may stay pending until first read, so that a
+  reduction of it can read the primitive's inputs instead (``gputape.pending``).
+
+``GPUTAPE_FUSED=0`` turns every override off.
 """
 
 from __future__ import annotations
@@ -19,7 +27,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-__all__ = ["Primitive", "primitive", "defvjp", "REGISTRY", "register_override"]
+__all__ = [
+    "Primitive", "primitive", "defvjp", "REGISTRY", "register_override",
+    "register_gradient_override", "fused_enabled",
+]
 
 REGISTRY: "dict[str, Primitive]" = {}
 
@@ -28,7 +39,8 @@ class Primitive:
     """One op the tape knows: a forward over arrays and per-input gradient rules."""
 
     __slots__ = ("name", "forward", "arg_names", "vjps", "vjp_any", "vjp_all", "differentiable",
-                 "float_only", "unify", "batchable", "overrides")
+                 "float_only", "unify", "batchable", "overrides", "grad_overrides",
+                 "deferrable")
 
     def __init__(self, name: str, forward: Callable, arg_names: "tuple[str, ...]",
                  differentiable: bool = True, float_only: bool = False,
@@ -44,12 +56,14 @@ class Primitive:
         self.unify = tuple(range(len(arg_names))) if unify is None else unify
         self.batchable = batchable
         self.overrides: "dict[str, Callable]" = {}
+        self.grad_overrides: "dict[str, Callable]" = {}
+        self.deferrable: "frozenset[str]" = frozenset()
 
     def implementation(self, xp_name: str) -> Callable:
         """The forward to run for arrays of namespace ``xp_name``: a fused override if one is
         registered and enabled, else the generic rule."""
         override = self.overrides.get(xp_name)
-        if override is not None and _fused_enabled():
+        if override is not None and fused_enabled():
             return override
         return self.forward
 
@@ -59,6 +73,12 @@ class Primitive:
             return self.vjp_any(index, g, ans, *inputs, **params)
         rule = self.vjps[index] if index < len(self.vjps) else None
         return None if rule is None else rule(g, ans, *inputs, **params)
+
+    def gradient_override(self, xp_name: str) -> "Callable | None":
+        """The fused rule ``rule(g, ans, inputs, params, needed) -> list`` for cotangents of
+        namespace ``xp_name``, if one is registered and enabled."""
+        rule = self.grad_overrides.get(xp_name)
+        return rule if rule is not None and fused_enabled() else None
 
     def has_rule(self, index: int) -> bool:
         if self.vjp_any is not None:
@@ -106,8 +126,25 @@ def register_override(name: str, xp_name: str, forward: Callable) -> None:
     REGISTRY[name].overrides[xp_name] = forward
 
 
-def _fused_enabled() -> bool:
-    return os.environ.get("GPUTAPE_FUSED", "1").strip() not in ("0", "false", "no", "off")
+def register_gradient_override(name: str, xp_name: str, rule: Callable) -> None:
+    """Make ``rule(g, ans, inputs, params, needed)`` compute the cotangents of primitive
+    ``name`` when its cotangent is an array of ``xp_name``.
+
+    ``needed[i]`` says whether input ``i`` wants a cotangent; the rule returns one entry per
+    input (``None`` where not needed or not connected), written with (fused) gputape ops.
+    """
+    REGISTRY[name].grad_overrides[xp_name] = rule
+
+
+def allow_deferral(name: str, xp_name: str) -> None:
+    """Let primitive ``name`` leave its output pending on arrays of ``xp_name``."""
+    prim = REGISTRY[name]
+    prim.deferrable = prim.deferrable | {xp_name}
+
+
+def fused_enabled() -> bool:
+    """False when the environment sets ``GPUTAPE_FUSED=0`` (also ``false``, ``no``, ``off``)."""
+    return os.environ.get("GPUTAPE_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def differentiable_primitives() -> "list[Primitive]":
