@@ -2,6 +2,11 @@
 
 The ``device`` fixture yields the device name ("cpu", "gpu:0", ...) *inside* ``gt.device(...)``,
 so tensors made in the test body land there; tests may also pass it on explicitly.
+
+The ``cpu-fused`` variant runs on the CPU with the GPU's fused route switched on for NumPy
+(fused gradient primitives, pending results, pattern sums; see ``gputape.ops.fused``), so every
+tape rule is checked through that route without a GPU. On a GPU machine, run the suite a second
+time with ``GPUTAPE_FUSED=0`` for the unfused GPU path.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ import numpy as np
 import pytest
 
 import gputape as gt
+from gputape.ops import fused
 
+FUSED_CPU = "cpu-fused"
 NO_GPU_REASON = "no CUDA device (CuPy sees no GPU); the CPU variant of this test ran"
 
 
@@ -21,6 +28,7 @@ def _device_params() -> list:
         else pytest.param(name, id=name)
         for name in names
     ]
+    params.insert(1, pytest.param(FUSED_CPU, id=FUSED_CPU))
     if not any(name.startswith("gpu") for name in names):
         params.append(pytest.param(
             "gpu:0", id="gpu:0",
@@ -32,6 +40,14 @@ def _device_params() -> list:
 @pytest.fixture(params=_device_params())
 def device(request):
     """The name of one device, with new tensors placed on it for the test's duration."""
+    if request.param == FUSED_CPU:
+        fused.route("numpy")
+        try:
+            with gt.device("cpu"):
+                yield "cpu"
+        finally:
+            fused.unroute("numpy")
+        return
     with gt.device(request.param):
         yield request.param
 

@@ -13,6 +13,7 @@ import numpy as np
 
 import gputape as gt
 from gputape.dispatch import apply
+from gputape.ops import fused
 from gputape.ops.indexing import SCATTER
 
 BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3))]
@@ -65,6 +66,18 @@ def _custom_cube():
 
 
 _MASK = np.array([[True, False, True, True], [False, True, False, False], [True] * 4])
+
+
+def _fused_case(prim, shape, batch=0):
+    return lambda *args: apply(prim, *args, shape=shape, batch=batch)
+
+
+def _pair_case(shape, batch=0):
+    def pair(g, x, y):
+        out = apply(fused.MUL_GRAD_PAIR, g, x, y, shape=shape, batch=batch)
+        return out[0] * out[1] + out[1]
+
+    return pair
 
 
 def _where(x, y):
@@ -132,6 +145,33 @@ SPECS: "dict[str, Spec]" = {
         (lambda x: gt.sum_to(x, (1, 4)), ((3, 4),)),
         (lambda x: gt.sum_to(x * x, (4,)), ((2, 3, 4),)),
     ]),
+    # The fused gradient primitives: (g, operands) -> sum_to(map, shape), g leading.
+    "mul_grad": Spec([
+        (_fused_case(fused.MUL_GRAD, (4,)), ((3, 4), (3, 4))),
+        (_fused_case(fused.MUL_GRAD, (3, 4)), ((3, 4), (4,))),
+        (_fused_case(fused.MUL_GRAD, (1, 4)), ((2, 3, 4), (3, 1))),
+        (_fused_case(fused.MUL_GRAD, (4,), batch=1), ((2, 3, 4), (4,))),
+        (_fused_case(fused.MUL_GRAD, ()), ((), (2, 3))),
+    ]),
+    "mul_grad_pair": Spec([
+        (_pair_case((3, 4)), ((3, 4), (3, 4), (3, 4))),
+        (_pair_case((4,)), ((2, 4), (4,), (4,))),
+        (_pair_case((3, 1), batch=1), ((2, 3, 4), (3, 1), (3, 1))),
+    ]),
+    "square_grad": Spec([
+        (_fused_case(fused.SQUARE_GRAD, (3, 4)), ((3, 4), (3, 4))),
+        (_fused_case(fused.SQUARE_GRAD, (1, 4)), ((2, 3, 4), (1, 4))),
+    ]),
+    "pow_grad_x": Spec([
+        (_fused_case(fused.POW_GRAD_X, (3, 4)), ((3, 4), (3, 4), ())),
+        (_fused_case(fused.POW_GRAD_X, (4,)), ((3, 4), (4,), (3, 1))),
+        (_fused_case(fused.POW_GRAD_X, (4,), batch=1), ((2, 4), (4,), (4,))),
+    ], (normal, positive, small)),
+    "pow_grad_p": Spec([
+        (_fused_case(fused.POW_GRAD_P, ()), ((3, 4), (3, 4), ())),
+        (_fused_case(fused.POW_GRAD_P, (3, 1)), ((3, 4), (4,), (3, 1))),
+        (_fused_case(fused.POW_GRAD_P, (4,), batch=1), ((2, 4), (4,), (4,))),
+    ], (normal, positive, small)),
     "reshape": Spec([
         (lambda x: gt.reshape(x, (4, 3)) * gt.range(3, dtype=x.dtype), ((3, 4),)),
         (lambda x: gt.reshape(x, (-1,)), ((2, 3),)),

@@ -83,6 +83,11 @@ from .shape import (
 
 operators.install()
 
+# The fused gradient primitives (after the ops they use), and their CUDA kernels for "cupy".
+from ..cuda import overrides as _cuda_overrides  # noqa: E402
+
+_cuda_overrides.install()
+
 __all__ = [
     "abs", "add", "broadcast_to", "cast", "clip_by_value", "concat", "convert_like",
     "copy_to_device", "cos", "divide", "equal", "exp", "expand_dims", "expm1", "eye", "fill",

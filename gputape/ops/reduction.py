@@ -145,10 +145,16 @@ def _sum_to_axes(have: tuple, want: tuple) -> tuple:
 
 
 def _reduce(prim, input_tensor, axis, keepdims):
-    from ..tensor import convert_to_tensor
+    from ..tensor import Tensor, convert_to_tensor
 
     x = convert_to_tensor(input_tensor)
     axes = normalize_axes(prim.name, axis, x.ndim)
+    if prim is REDUCE_SUM and type(x) is not Tensor:
+        from .fused import pattern_sum
+
+        fused = pattern_sum(x, axes, bool(keepdims))
+        if fused is not None:
+            return fused
     return apply(prim, x, axes=axes, keepdims=bool(keepdims))
 
 
@@ -205,9 +211,10 @@ def reduce_mean(input_tensor, axis=None, keepdims=False):
     x = convert_to_tensor(input_tensor)
     axes = normalize_axes("reduce_mean", axis, x.ndim)
     count = math.prod(x.shape[a] for a in axes)
-    total = apply(REDUCE_SUM, x, axes=axes, keepdims=bool(keepdims))
     if x.dtype.kind in "fc":
+        total = _reduce(REDUCE_SUM, x, axes, keepdims)
         return divide(total, count)
+    total = apply(REDUCE_SUM, x, axes=axes, keepdims=bool(keepdims))
     data = total._data
     if count == 0:
         return cast(total, x.dtype)

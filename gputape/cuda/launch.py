@@ -1,0 +1,95 @@
+"""Launch a fused map-reduce kernel on CuPy arrays (see ``kernels/gt_reduce.cuh``).
+
+``map_reduce`` returns ``None`` when a problem does not fit the kernels (a dtype other than
+float32/float64, mixed dtypes, or a stride pattern :func:`layout.plan` cannot collapse); the
+caller then runs the generic array code, so a fused op never refuses an input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import layout, loader
+
+__all__ = ["map_reduce", "kept_shape"]
+
+_THREADS = 256
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+
+
+def kept_shape(full: tuple, shape: tuple, batch: int) -> tuple:
+    """``full`` with 1 on the dimensions that summing ``full[batch:]`` down to ``shape`` removes
+    (the leading ``batch`` dimensions are kept)."""
+    extra = len(full) - batch - len(shape)
+    kept = list(full)
+    for i in range(batch, batch + extra):
+        kept[i] = 1
+    for i, n in enumerate(shape):
+        if n == 1:
+            kept[batch + extra + i] = 1
+    return tuple(kept)
+
+
+def map_reduce(module: str, kernel: str, operands: list, shape: tuple, batch: int = 0,
+               outputs: int = 1):
+    """``outputs`` arrays of shape ``full[:batch] + shape``: the sum over the broadcast of
+    ``operands`` (their broadcast shape is ``full``) of kernel ``kernel``'s element map."""
+    import cupy
+
+    dtype = operands[0].dtype
+    suffix = _SUFFIX.get(dtype)
+    if suffix is None or any(op.dtype != dtype for op in operands) or len(operands) > 3:
+        return None
+    full = tuple(np.broadcast_shapes(*(op.shape for op in operands)))
+    out_shape = full[:batch] + tuple(shape)
+    kept = kept_shape(full, tuple(shape), batch)
+    device_id = operands[0].device.id
+    with cupy.cuda.Device(device_id):
+        if math.prod(out_shape) == 0 or math.prod(full) == 0:
+            return [cupy.zeros(out_shape, dtype) for _ in range(outputs)]
+        strides = [layout.operand_strides(op.shape, op.strides, op.itemsize, full)
+                   for op in operands]
+        plan = layout.plan(full, kept, strides)
+        if plan is None:
+            return None
+        outs = [cupy.empty(out_shape, dtype) for _ in range(outputs)]
+        _run(module, kernel, suffix, device_id, plan, operands, outs)
+        return outs
+
+
+def _run(module: str, kernel: str, suffix: str, device_id: int, plan, operands, outs) -> None:
+    import cupy
+
+    null = np.uint64(0)
+    args: list = []
+    for i in range(3):
+        if i < len(operands):
+            args += [operands[i], *(np.int64(s) for s in plan.strides[i])]
+        else:
+            args += [null, np.int64(0), np.int64(0), np.int64(0)]
+    K1, R, K2 = plan.K1, plan.R, plan.K2  # noqa: N806
+    M = K1 * K2  # noqa: N806
+    sms = loader.multiprocessors(device_id)
+    inner = K2 == 1 and R >= _THREADS
+    if inner:
+        splits = max(1, min(-(-sms * 8 // K1), -(-R // (_THREADS * 4))))
+        blocks = min(K1 * splits, sms * 64)
+        shape_args = [np.int64(K1), np.int64(R), np.int64(splits)]
+    else:
+        splits = max(1, min(-(-sms * 2048 // M), -(-R // 64)))
+        blocks = min(-(-M * splits // _THREADS), sms * 64)
+        shape_args = [np.int64(K1), np.int64(R), np.int64(K2), np.int64(splits)]
+    parts = [cupy.empty(splits * M, np.float64) for _ in outs] if splits > 1 else []
+    out_args = [outs[0], outs[1] if len(outs) > 1 else null]
+    part_args = [parts[0] if parts else null, parts[1] if len(parts) > 1 else null]
+    name = f"gt_{kernel}_{'inner' if inner else 'outer'}_{suffix}"
+    loader.function(module, name, device_id)(
+        (blocks,), (_THREADS,), (*args, *shape_args, *out_args, *part_args)
+    )
+    if parts:
+        finish = loader.function(module, f"gt_finish_{suffix}", device_id)
+        grid = (max(1, min(-(-M // _THREADS), sms * 64)),)
+        for part, out in zip(parts, outs):
+            finish(grid, (_THREADS,), (part, np.int64(splits), np.int64(M), out))

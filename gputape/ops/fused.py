@@ -1,0 +1,265 @@
+"""Fused gradient primitives and the rules that use them on the GPU.
+
+Each fused primitive computes ``sum_to(map(...), shape)`` in one pass: the multiply, square and
+pow gradients with their un-broadcast. Its forward below is the generic array code (it runs on
+NumPy, and on CuPy with ``GPUTAPE_FUSED=0`` or where a kernel does not apply); the CUDA kernels
+of ``kernels/`` override it for ``"cupy"``. Each has its own gradient rules, so an outer tape
+differentiates through a fused gradient exactly as through the generic one.
+
+``route(xp_name)`` switches the fused path on for one array namespace: gradient rules of
+``multiply``, ``square`` and ``pow`` that call the fused primitives, pending (deferred) results
+for those three, and ``reduce_sum`` of a pending result computed from its inputs. It is on for
+``"cupy"``; the tests also turn it on for ``"numpy"`` to check every rule without a GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import pending, registry
+from ..dispatch import apply
+from ..registry import defvjp, primitive
+from ._axes import lead
+from .reduction import _sum_to_forward
+
+# -- the generic forwards: map, then sum to ``shape`` ------------------------------------------
+
+
+def _masked_log_array(xp, x):
+    positive = x > 0
+    return xp.where(positive, xp.log(xp.where(positive, x, xp.ones((), x.dtype))),
+                    xp.zeros((), x.dtype))
+
+
+def _mul_map(xp, g, other):
+    return xp.multiply(g, other)
+
+
+def _square_map(xp, g, x):
+    return xp.multiply(g, xp.multiply(x, x.dtype.type(2)))
+
+
+def _pow_x_map(xp, g, x, p):
+    return xp.multiply(xp.multiply(g, p), xp.power(x, p - p.dtype.type(1)))
+
+
+def _pow_p_map(xp, g, x, p):
+    return xp.multiply(xp.multiply(g, xp.power(x, p)), _masked_log_array(xp, x))
+
+
+def _pair_map(xp, g, x, y, shape, batch):
+    return xp.stack([_sum_to_forward(xp, xp.multiply(g, y), shape, batch),
+                     _sum_to_forward(xp, xp.multiply(g, x), shape, batch)])
+
+
+def _summed(array_map):
+    def forward(xp, *arrays, shape, batch):
+        return _sum_to_forward(xp, array_map(xp, *arrays), shape, batch)
+
+    return forward
+
+
+# -- their gradients, with gputape ops --------------------------------------------------------
+
+
+def _lift(h, lead_shape, shape, batch, full):
+    """Cotangent ``h`` of a ``sum_to(..., shape)`` reshaped to broadcast against ``full``
+    (``lead_shape``: the extra leading dimensions ``h`` carries)."""
+    from .shape import reshape
+
+    extra = len(full) - batch - len(shape)
+    return reshape(h, lead_shape + full[:batch] + (1,) * extra + shape)
+
+
+def _full(*tensors) -> tuple:
+    return tuple(np.broadcast_shapes(*(t.shape for t in tensors)))
+
+
+def _masked_log(x):
+    from .elementwise import greater, log, where
+
+    positive = greater(x, 0)
+    return where(positive, log(where(positive, x, 1)), 0)
+
+
+def _masked_reciprocal(x):
+    from .elementwise import greater, where
+
+    positive = greater(x, 0)
+    return where(positive, 1 / where(positive, x, 1), 0)
+
+
+def _vjp(rule):
+    """A VJP rule of a fused op, given ``rule(hl, *inputs)`` on the lifted cotangent ``hl``."""
+    def vjp(index):
+        def one(h, ans, *inputs, shape, batch):
+            return rule(index, _lift(h, lead(h, ans), shape, batch, _full(*inputs)), *inputs)
+
+        return one
+
+    return vjp
+
+
+def _mul_rule(i, hl, g, other):
+    return hl * other if i == 0 else hl * g
+
+
+def _square_rule(i, hl, g, x):
+    return hl * (2 * x) if i == 0 else hl * g * 2
+
+
+def _pow_x_rule(i, hl, g, x, p):
+    from .elementwise import pow
+
+    if i == 0:
+        return hl * p * pow(x, p - 1)
+    if i == 1:
+        return hl * g * p * (p - 1) * pow(x, p - 2)
+    a = pow(x, p - 1)
+    return hl * g * a + hl * (g * p) * a * _masked_log(x)
+
+
+def _pow_p_rule(i, hl, g, x, p):
+    from .elementwise import pow
+
+    z = pow(x, p)
+    if i == 0:
+        return hl * z * _masked_log(x)
+    if i == 1:
+        hg = hl * g
+        return hg * p * pow(x, p - 1) * _masked_log(x) + hg * z * _masked_reciprocal(x)
+    return hl * g * z * _masked_log(x) * _masked_log(x)
+
+
+def _declare(name, array_map, arg_names, rule):
+    vjp = _vjp(rule)
+    prim = primitive(name, _summed(array_map), arg_names)
+    return defvjp(prim, *(vjp(i) for i in range(len(arg_names))))
+
+
+MUL_GRAD = _declare("mul_grad", _mul_map, ("g", "other"), _mul_rule)
+SQUARE_GRAD = _declare("square_grad", _square_map, ("g", "x"), _square_rule)
+POW_GRAD_X = _declare("pow_grad_x", _pow_x_map, ("g", "x", "p"), _pow_x_rule)
+POW_GRAD_P = _declare("pow_grad_p", _pow_p_map, ("g", "x", "p"), _pow_p_rule)
+
+
+def _pair_vjp(index):
+    from .indexing import getitem
+
+    def one(h, ans, g, x, y, shape, batch):
+        lead_shape = lead(h, ans)
+        at = (slice(None),) * len(lead_shape)
+        full = _full(g, x, y)
+        h_gx = _lift(getitem(h, at + (0,)), lead_shape, shape, batch, full)
+        h_gy = _lift(getitem(h, at + (1,)), lead_shape, shape, batch, full)
+        if index == 0:
+            return h_gx * y + h_gy * x
+        return h_gy * g if index == 1 else h_gx * g
+
+    return one
+
+
+MUL_GRAD_PAIR = defvjp(primitive("mul_grad_pair", _pair_map, ("g", "x", "y")),
+                       *(_pair_vjp(i) for i in range(3)))
+
+
+# -- the fused gradient rules of multiply, square and pow ------------------------------------
+
+
+def _target(g, ans, x):
+    batch = g.ndim - ans.ndim
+    return {"shape": x.shape, "batch": batch}
+
+
+def _multiply_rule(g, ans, inputs, params, needed):
+    from .._state import recording
+
+    x, y = inputs
+    # The pair reads g, x and y once, but its two halves then depend on all three; while a tape
+    # records this backward pass, separate ops keep TF's None for d(gx)/dx.
+    if needed[0] and needed[1] and x.shape == y.shape and not recording.tapes:
+        pair = apply(MUL_GRAD_PAIR, g, x, y, **_target(g, ans, x))
+        return [pair[0], pair[1]]
+    return [apply(MUL_GRAD, g, y, **_target(g, ans, x)) if needed[0] else None,
+            apply(MUL_GRAD, g, x, **_target(g, ans, y)) if needed[1] else None]
+
+
+def _square_rule_fused(g, ans, inputs, params, needed):
+    (x,) = inputs
+    return [apply(SQUARE_GRAD, g, x, **_target(g, ans, x))]
+
+
+def _pow_rule(g, ans, inputs, params, needed):
+    x, p = inputs
+    return [apply(POW_GRAD_X, g, x, p, **_target(g, ans, x)) if needed[0] else None,
+            apply(POW_GRAD_P, g, x, p, **_target(g, ans, p)) if needed[1] else None]
+
+
+# -- reduce_sum of a pending elementwise result, straight from its inputs ---------------------
+
+_PATTERN_MAPS = {
+    "multiply": lambda xp, x, y: xp.multiply(x, y),
+    "square": lambda xp, x: xp.multiply(x, x),
+    "pow": lambda xp, x, p: xp.power(x, p),
+}
+_PATTERN_FORWARDS: dict = {}  # (primitive name, namespace) -> forward(xp, *arrays, axes, keepdims)
+
+
+def _generic_pattern(name):
+    def forward(xp, *arrays, axes, keepdims):
+        return xp.sum(_PATTERN_MAPS[name](xp, *arrays), axis=axes, keepdims=keepdims)
+
+    return forward
+
+
+def register_pattern_sum(name: str, xp_name: str, forward) -> None:
+    """Make ``forward(xp, *arrays, axes, keepdims)`` compute ``reduce_sum`` of a pending
+    ``name`` result on arrays of ``xp_name``."""
+    _PATTERN_FORWARDS[(name, xp_name)] = forward
+
+
+def pattern_sum(tensor, axes: tuple, keepdims: bool):
+    """``reduce_sum(tensor, axes)`` computed from the inputs of a pending ``tensor``, recorded
+    as an ordinary ``reduce_sum`` of it; ``None`` when ``tensor`` is not pending or no fused
+    forward applies."""
+    from .._state import recording
+    from ..dispatch import record
+    from ..tensor import Tensor
+    from .reduction import REDUCE_SUM
+
+    recipe = pending.pending_inputs(tensor)
+    if recipe is None or not registry.fused_enabled():
+        return None
+    forward = _PATTERN_FORWARDS.get((recipe.prim.name, recipe.xp.__name__))
+    if forward is None:
+        return None
+    arrays = [t._data for t in recipe.inputs]
+    out = forward(recipe.xp, *arrays, axes=axes, keepdims=keepdims)
+    result = Tensor._wrap(recipe.xp.asarray(out))  # NumPy's sum gives a scalar for axis=None
+    if recording.tapes:
+        record(recording.tapes, REDUCE_SUM, (tensor,), {"axes": axes, "keepdims": keepdims},
+               result)
+    return result
+
+
+def route(xp_name: str) -> None:
+    """Turn the fused gradient rules, pending results and pattern sums on for ``xp_name``."""
+    registry.register_gradient_override("multiply", xp_name, _multiply_rule)
+    registry.register_gradient_override("square", xp_name, _square_rule_fused)
+    registry.register_gradient_override("pow", xp_name, _pow_rule)
+    for name in _PATTERN_MAPS:
+        registry.allow_deferral(name, xp_name)
+        _PATTERN_FORWARDS.setdefault((name, xp_name), _generic_pattern(name))
+
+
+def unroute(xp_name: str) -> None:
+    """Undo :func:`route` for ``xp_name``."""
+    for name in ("multiply", "square", "pow"):
+        prim = registry.REGISTRY[name]
+        prim.grad_overrides.pop(xp_name, None)
+        prim.deferrable = prim.deferrable - {xp_name}
+        if xp_name != "cupy":
+            _PATTERN_FORWARDS.pop((name, xp_name), None)
+
+
+route("cupy")
