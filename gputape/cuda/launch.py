@@ -51,12 +51,30 @@ def map_reduce(module: str, kernel: str, operands: list, shape: tuple, batch: in
             return [cupy.zeros(out_shape, dtype) for _ in range(outputs)]
         strides = [layout.operand_strides(op.shape, op.strides, op.itemsize, full)
                    for op in operands]
-        plan = layout.plan(full, kept, strides)
+        plan, partial = _plan_with_finish(full, kept, strides)
         if plan is None:
             return None
-        outs = [cupy.empty(out_shape, dtype) for _ in range(outputs)]
+        outs = [cupy.empty(partial, dtype) for _ in range(outputs)]
         _run(module, kernel, suffix, device_id, plan, operands, outs)
-        return outs
+        if partial != kept:  # the reduced dimensions the kernel kept: a small generic sum
+            axes = tuple(i for i, (a, b) in enumerate(zip(partial, kept)) if a != b)
+            outs = [cupy.sum(out, axis=axes, keepdims=True) for out in outs]
+        return [out.reshape(out_shape) for out in outs]
+
+
+def _plan_with_finish(full: tuple, kept: tuple, strides: list):
+    """A plan for ``kept``, or for ``kept`` with its last reduced dimensions kept (summed
+    afterwards) when operands' strides forbid merging the reduced dimensions, e.g. a full sum
+    of ``x * y`` with ``y`` broadcast along rows. Returns ``(plan, shape the kernel writes)``."""
+    partial = list(kept)
+    while True:
+        plan = layout.plan(full, tuple(partial), strides)
+        if plan is not None:
+            return plan, tuple(partial)
+        reduced = [i for i, (f, k) in enumerate(zip(full, partial)) if k == 1 and f != 1]
+        if len(reduced) < 2:
+            return None, None
+        partial[reduced[-1]] = full[reduced[-1]]
 
 
 def _run(module: str, kernel: str, suffix: str, device_id: int, plan, operands, outs) -> None:

@@ -71,6 +71,7 @@ def plan(full: tuple, kept: tuple, strides: list) -> "Plan | None":
 _ROLES = {
     (): (),
     (False,): ("k2",),
+    (False, False): ("k1", "k2"),
     (True,): ("r",),
     (False, True): ("k1", "r"),
     (True, False): ("r", "k2"),

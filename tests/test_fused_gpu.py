@@ -1,0 +1,110 @@
+"""The CUDA kernels themselves, called through the launcher on CuPy arrays and compared with
+NumPy: each map, both launch shapes (one thread per output, one block per row), split and
+unsplit reductions, float32 and float64, empty and odd sizes, strided and broadcast operands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gputape.cuda import launch, loader
+from gputape.device import cupy_or_none
+from gputape.ops.reduction import _sum_to_forward
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(cupy_or_none() is None, reason="needs a CUDA GPU: CuPy sees none"),
+]
+
+
+def _np_masked_log(x):
+    with np.errstate(all="ignore"):
+        return np.where(x > 0, np.log(np.where(x > 0, x, 1)), 0)
+
+
+# kernel -> (module, number of operands, NumPy map giving one or two arrays)
+MAPS = {
+    "sum": ("sum", 1, lambda x: [x]),
+    "mul": ("multiply_grad", 2, lambda g, y: [g * y]),
+    "mul_pair": ("multiply_grad", 3, lambda g, x, y: [g * y, g * x]),
+    "square_grad": ("multiply_grad", 2, lambda g, x: [g * (2 * x)]),
+    "pow_grad_x": ("power_grad", 3, lambda g, x, p: [(g * p) * np.power(x, p - 1)]),
+    "pow_grad_p": ("power_grad", 3, lambda g, x, p: [(g * np.power(x, p)) * _np_masked_log(x)]),
+    "sum_product": ("fused_sum", 2, lambda x, y: [x * y]),
+    "sum_power": ("fused_sum", 2, lambda x, p: [np.power(x, p)]),
+    "sum_square": ("fused_sum", 1, lambda x: [x * x]),
+}
+
+# (full shape, target shape): leading, trailing, full, none, and a batch-like middle case
+PROBLEMS = [
+    ((1000,), ()), ((1000,), (1000,)), ((333, 257), (257,)), ((257, 333), (257, 1)),
+    ((3, 70001), ()), ((5, 6, 7), (1, 6, 1)), ((0, 4), (4,)), ((4, 0), (4, 1)), ((1,), ()),
+    ((2**20 + 3,), ()), ((4096, 3), (1, 3)),
+]
+
+
+def _operands(cupy, full, count, dtype, rng):
+    arrays = []
+    for i in range(count):
+        shape = full if i != 2 else full[-1:]  # the third operand broadcasts along rows
+        a = rng.uniform(0.25, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+        arrays.append(a.astype(dtype))
+    return arrays
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("problem", PROBLEMS, ids=str)
+@pytest.mark.parametrize("kernel", list(MAPS))
+def test_kernel_matches_numpy(kernel, problem, dtype):
+    cupy = cupy_or_none()
+    module, count, np_map = MAPS[kernel]
+    full, shape = problem
+    rng = np.random.default_rng(0)
+    host = _operands(cupy, full, count, dtype, rng)
+    outs = launch.map_reduce(module, kernel, [cupy.asarray(a) for a in host], shape,
+                             outputs=2 if kernel == "mul_pair" else 1)
+    assert outs is not None, "the launcher fell back to the generic path"
+    with np.errstate(all="ignore"):
+        expected = [_sum_to_forward(np, m.astype(np.float64), shape, 0) for m in np_map(*host)]
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    for got, want in zip(outs, expected):
+        assert got.dtype == dtype and got.shape == shape
+        np.testing.assert_allclose(cupy.asnumpy(got), want, equal_nan=True, **tol)
+
+
+@pytest.mark.parametrize("view", ["columns", "transposed", "reversed"])
+def test_kernel_reads_strided_views(view):
+    cupy = cupy_or_none()
+    base = cupy.asarray(np.random.default_rng(1).standard_normal((64, 130)))
+    x = {"columns": base[:, ::2], "transposed": base.T[:65].T, "reversed": base[::-1, :65]}[view]
+    y = cupy.asarray(np.random.default_rng(2).standard_normal(65))
+    for shape in [(), (65,), (64, 1), (64, 65)]:
+        (got,) = launch.map_reduce("multiply_grad", "mul", [x, y], shape)
+        want = launch.kept_shape(x.shape, shape, 0)
+        expected = cupy.sum(x * y, axis=tuple(i for i, n in enumerate(want) if n == 1 and
+                                              x.shape[i] != 1), keepdims=True).reshape(shape)
+        cupy.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_same_inputs_give_the_same_bits():
+    """Split reductions are finished in a fixed order: no atomics, so results repeat."""
+    cupy = cupy_or_none()
+    x = cupy.asarray(np.random.default_rng(3).standard_normal(2**22).astype(np.float32))
+    first = launch.map_reduce("sum", "sum", [x], ())[0]
+    for _ in range(3):
+        assert launch.map_reduce("sum", "sum", [x], ())[0].item() == first.item()
+
+
+def test_unsupported_dtypes_fall_back():
+    cupy = cupy_or_none()
+    x = cupy.ones(10, dtype=cupy.float16)
+    assert launch.map_reduce("sum", "sum", [x], ()) is None
+
+
+def test_modules_are_built_once_per_device():
+    cupy = cupy_or_none()
+    x = cupy.ones(100, dtype=cupy.float32)
+    launch.map_reduce("sum", "sum", [x], ())
+    before = dict(loader._functions)
+    launch.map_reduce("sum", "sum", [x], ())
+    assert loader._functions == before
