@@ -7,6 +7,8 @@ beyond summation order.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ops import fused, reduction
 from ..registry import REGISTRY, register_override
 from .launch import map_reduce
@@ -44,7 +46,7 @@ def _pattern(kernel: str, name: str):
     generic = fused._generic_pattern(name)
 
     def forward(xp, *arrays, axes, keepdims):
-        shape = tuple(xp.broadcast_shapes(*(a.shape for a in arrays)))
+        shape = tuple(np.broadcast_shapes(*(a.shape for a in arrays)))
         kept = tuple(1 if i in axes else n for i, n in enumerate(shape))
         outs = map_reduce("fused_sum", kernel, list(arrays), kept)
         if outs is None:
