@@ -1,0 +1,109 @@
+"""The wheel and the sdist carry the CUDA sources, and an installed wheel's loader finds them.
+
+The builds run offline with the venv's own hatchling (``--no-build-isolation``), so the test
+skips, with the reason, only where hatchling is not installed (it is in the ``test`` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("hatchling", reason="hatchling (the build backend) is not installed")
+
+REPO = Path(__file__).resolve().parents[1]
+KERNEL_FILES = sorted(
+    path.name for pattern in ("*.cu", "*.cuh") for path in (REPO / "kernels").glob(pattern)
+)
+
+
+def _run(args: list, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, **kwargs)
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
+    return result
+
+
+def _pip(*args) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args])
+
+
+def _build_wheel(project: Path, out: Path) -> Path:
+    _pip("wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "-w", out, project)
+    (wheel,) = out.glob("gputape-*.whl")
+    return wheel
+
+
+def _wheel_kernels(wheel: Path) -> list:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    return sorted(
+        name.removeprefix("gputape/_kernels/")
+        for name in names
+        if name.startswith("gputape/_kernels/")
+    )
+
+
+@pytest.fixture(scope="module")
+def repo_wheel(tmp_path_factory) -> Path:
+    return _build_wheel(REPO, tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sdist")
+    build = "import sys\nfrom hatchling.build import build_sdist\nprint(build_sdist(sys.argv[1]))"
+    name = _run([sys.executable, "-c", build, str(out)], cwd=REPO).stdout.split()[-1]
+    return out / name
+
+
+def test_kernel_sources_found():
+    assert any(name.endswith(".cu") for name in KERNEL_FILES), f"no *.cu in {REPO / 'kernels'}"
+    assert any(name.endswith(".cuh") for name in KERNEL_FILES), f"no *.cuh in {REPO / 'kernels'}"
+
+
+def test_wheel_carries_kernels(repo_wheel):
+    assert _wheel_kernels(repo_wheel) == KERNEL_FILES
+
+
+def test_sdist_carries_kernels_and_builds_a_wheel_with_them(sdist, tmp_path):
+    # pip install gputape-X.tar.gz builds the wheel from the sdist, so the sdist needs kernels/.
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp_path / "src", **safe)
+    (project,) = (tmp_path / "src").iterdir()
+    assert sorted(path.name for path in (project / "kernels").iterdir()) == KERNEL_FILES
+    assert _wheel_kernels(_build_wheel(project, tmp_path / "wheel")) == KERNEL_FILES
+
+
+PROBE = """\
+import json
+import gputape
+from gputape.cuda import loader
+print(json.dumps({
+    "package": gputape.__file__,
+    "kernel_dir": str(loader.kernel_dir()),
+    "sum": loader.source("sum.cu"),
+}))
+"""
+
+
+def test_installed_wheel_loader_finds_its_kernels(repo_wheel, tmp_path):
+    target = tmp_path / "site"
+    _pip("install", "--quiet", "--no-deps", "--no-index", "--target", target, repo_wheel)
+    # Only the installed copy is importable: the repo is neither the cwd nor on PYTHONPATH.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(target)
+    probe = json.loads(_run([sys.executable, "-c", PROBE], cwd=tmp_path, env=env).stdout)
+    assert Path(probe["package"]).is_relative_to(target)
+    assert Path(probe["kernel_dir"]) == target / "gputape" / "_kernels"
+    assert "GT_DEFINE_ALL_DTYPES(sum" in probe["sum"]
+    assert '#include "' not in probe["sum"]
