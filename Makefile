@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_ARGS ?= --sizes medium
 
-.PHONY: test lint bench clean
+.PHONY: test test-gpu lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ bench: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
+
+# On a GPU machine: the GPU tests with the fused kernels, then with every override off.
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -m gpu
+	GPUTAPE_FUSED=0 $(BIN)/python -m pytest -q -m gpu
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
