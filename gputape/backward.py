@@ -11,6 +11,8 @@ element and walks once); rules are written to broadcast over them.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .registry import Primitive
 
 
@@ -40,7 +42,7 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0) -> d
         if prim.vjp_all is not None:
             together = prim.vjp_all(g, entry.output, inputs, entry.params)
         elif prim.grad_overrides:
-            fused = prim.gradient_override(type(g._data).__module__.partition(".")[0])
+            fused = prim.gradient_override("numpy" if type(g._data) is np.ndarray else "cupy")
             if fused is not None:
                 needed = [t._uid in feeds and t.dtype.kind in "fc" for t in inputs]
                 together = fused(g, entry.output, inputs, entry.params, needed)

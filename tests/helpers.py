@@ -19,3 +19,16 @@ def tape_grads(fn, *xs):
             tape.watch(x)
         y = fn(*xs)
     return tape.gradient(y, list(xs))
+
+
+def count_calls(monkeypatch, owner, name: str) -> list:
+    """Replace ``owner.name`` with a wrapper that appends to the returned list on each call."""
+    calls: list = []
+    real = getattr(owner, name)
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls

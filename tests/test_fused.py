@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import host
+from helpers import count_calls, host
 
 import gputape as gt
 from gputape import pending
@@ -170,15 +170,7 @@ def numpy_route():
 
 
 def _count_calls(monkeypatch, prim):
-    calls = []
-    forward = prim.forward
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return forward(*args, **kwargs)
-
-    monkeypatch.setattr(prim, "forward", counting)
-    return calls
+    return count_calls(monkeypatch, prim, "forward")
 
 
 def test_reduce_sum_of_a_product_never_computes_the_product(numpy_route, monkeypatch):

@@ -14,6 +14,7 @@ import weakref
 
 import numpy as np
 import pytest
+from helpers import count_calls
 
 import gputape as gt
 from gputape import backward
@@ -1016,14 +1017,7 @@ def test_jacobian_through_custom_gradient_function(device):
 
 def test_jacobian_is_vectorized_for_large_targets(device, monkeypatch):
     """``jacobian`` is vectorized where it can be: not one backward walk per target element."""
-    calls = []
-    real_walk = backward.walk
-
-    def counting_walk(*args, **kwargs):
-        calls.append(1)
-        return real_walk(*args, **kwargs)
-
-    monkeypatch.setattr(backward, "walk", counting_walk)
+    calls = count_calls(monkeypatch, backward, "walk")
     with gt.device(device):
         xv = np.linspace(-1.0, 1.0, 300).astype(np.float32)
         x = gt.constant(xv)

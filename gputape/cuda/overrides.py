@@ -31,28 +31,29 @@ def _sum_to(xp, x, shape, batch):
     return reduction._sum_to_forward(xp, x, shape, batch) if outs is None else outs[0]
 
 
-def _reduce_sum(xp, x, axes, keepdims):
-    if x.dtype.kind != "f" or not axes:
-        return reduction._sum_forward(xp, x, axes, keepdims)
-    kept = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-    outs = map_reduce("sum", "sum", [x], kept)
+def _sum_over_axes(module: str, kernel: str, arrays: list, axes: tuple, keepdims: bool):
+    """The kernel's map of ``arrays`` summed over ``axes``, or None where no kernel applies."""
+    shape = tuple(np.broadcast_shapes(*(a.shape for a in arrays)))
+    kept = tuple(1 if i in axes else n for i, n in enumerate(shape))
+    outs = map_reduce(module, kernel, arrays, kept)
     if outs is None:
-        return reduction._sum_forward(xp, x, axes, keepdims)
-    return outs[0] if keepdims else outs[0].reshape(
-        tuple(n for i, n in enumerate(x.shape) if i not in axes))
+        return None
+    if keepdims:
+        return outs[0]
+    return outs[0].reshape(tuple(n for i, n in enumerate(shape) if i not in axes))
+
+
+def _reduce_sum(xp, x, axes, keepdims):
+    out = _sum_over_axes("sum", "sum", [x], axes, keepdims) if axes else None
+    return reduction._sum_forward(xp, x, axes, keepdims) if out is None else out
 
 
 def _pattern(kernel: str, name: str):
     generic = fused._generic_pattern(name)
 
     def forward(xp, *arrays, axes, keepdims):
-        shape = tuple(np.broadcast_shapes(*(a.shape for a in arrays)))
-        kept = tuple(1 if i in axes else n for i, n in enumerate(shape))
-        outs = map_reduce("fused_sum", kernel, list(arrays), kept)
-        if outs is None:
-            return generic(xp, *arrays, axes=axes, keepdims=keepdims)
-        return outs[0] if keepdims else outs[0].reshape(
-            tuple(n for i, n in enumerate(shape) if i not in axes))
+        out = _sum_over_axes("fused_sum", kernel, list(arrays), axes, keepdims)
+        return generic(xp, *arrays, axes=axes, keepdims=keepdims) if out is None else out
 
     return forward
 

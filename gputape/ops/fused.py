@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import pending, registry
+from .._state import recording
 from ..dispatch import apply
 from ..registry import defvjp, primitive
 from ._axes import lead
@@ -172,8 +173,6 @@ def _target(g, ans, x):
 
 
 def _multiply_rule(g, ans, inputs, params, needed):
-    from .._state import recording
-
     x, y = inputs
     # The pair reads g, x and y once, but its two halves then depend on all three; while a tape
     # records this backward pass, separate ops keep TF's None for d(gx)/dx.
@@ -222,7 +221,6 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool):
     """``reduce_sum(tensor, axes)`` computed from the inputs of a pending ``tensor``, recorded
     as an ordinary ``reduce_sum`` of it; ``None`` when ``tensor`` is not pending or no fused
     forward applies."""
-    from .._state import recording
     from ..dispatch import record
     from ..tensor import Tensor
     from .reduction import REDUCE_SUM
