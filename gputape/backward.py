@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._state import recording
+from .device import namespace_of
 from .registry import Primitive
 
 
@@ -20,11 +22,16 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0) -> d
     """Cotangents of every id in ``sources``, given ``seeds`` as ``(target, cotangent)`` pairs.
 
     ``entries`` is the tape in recording order. Returns ``{uid: Tensor}`` for the connected
-    sources only.
+    sources only. Every id the sources feed is a float tensor (tapes record float outputs
+    only, and gradient() passes float sources only), so no dtype is checked here.
     """
     from .ops import add
 
     needed, feeds = _prune(entries, sources)
+    # When no tape records this walk, nobody else sees the sums the walk makes itself, so
+    # later contributions are added into them in place (the ids in ``owned``).
+    in_place = not recording.tapes
+    owned: set = set()
     batch_shape = None
     cotangents: dict = {}
     for target, seed in seeds:
@@ -32,39 +39,67 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0) -> d
         previous = cotangents.get(uid)
         cotangents[uid] = seed if previous is None else add(previous, seed)
     for entry in reversed(needed):
-        out_uid = entry.output._uid
+        output = entry.output
+        out_uid = output._uid
         g = cotangents.get(out_uid) if out_uid in sources else cotangents.pop(out_uid, None)
         if g is None:
             continue
         prim: Primitive = entry.prim
         inputs = entry.inputs
-        together = None
-        if prim.vjp_all is not None:
-            together = prim.vjp_all(g, entry.output, inputs, entry.params)
-        elif prim.grad_overrides:
-            fused = prim.gradient_override("numpy" if type(g._data) is np.ndarray else "cupy")
-            if fused is not None:
-                needed = [t._uid in feeds and t.dtype.kind in "fc" for t in inputs]
-                together = fused(g, entry.output, inputs, entry.params, needed)
+        params = entry.params
+        together = _together(prim, g, entry, feeds) if prim.joint_rules else None
+        rules = prim.vjps
         for index, inp in enumerate(inputs):
             uid = inp._uid
-            if uid not in feeds or inp.dtype.kind not in "fc":
+            if uid not in feeds:
                 continue
             if together is not None:
                 grad = together[index]
-            elif prim.has_rule(index):
-                grad = prim.vjp(index, g, entry.output, inputs, entry.params)
+            elif prim.vjp_any is not None:
+                grad = prim.vjp_any(index, g, output, *inputs, **params)
+            elif index < len(rules) and rules[index] is not None:
+                grad = rules[index](g, output, *inputs, **params)
             else:
                 continue
             if grad is None:
                 continue
-            if batch_shape is None:
-                batch_shape = g.shape[:batch]
-            if grad.shape != batch_shape + inp.shape or grad.dtype != inp.dtype:
-                grad = fit(grad, inp, batch_shape)
+            if batch:
+                if batch_shape is None:
+                    batch_shape = g.shape[:batch]
+                if grad.shape != batch_shape + inp.shape or grad.dtype != inp.dtype:
+                    grad = fit(grad, inp, batch_shape)
+            elif grad.shape != inp.shape or grad.dtype != inp.dtype:
+                grad = fit(grad, inp)
             previous = cotangents.get(uid)
-            cotangents[uid] = grad if previous is None else add(previous, grad)
+            if previous is None:
+                cotangents[uid] = grad
+            elif uid in owned:
+                _add_into(previous, grad)
+            else:
+                cotangents[uid] = add(previous, grad)
+                if in_place:
+                    owned.add(uid)
     return {uid: cotangents[uid] for uid in sources if uid in cotangents}
+
+
+def _together(prim: Primitive, g, entry, feeds: set) -> "list | None":
+    """Every input's cotangent from one joint rule (a user's custom gradient, or a fused
+    override for ``g``'s array namespace), or ``None`` to use the per-input rules."""
+    if prim.vjp_all is not None:
+        return prim.vjp_all(g, entry.output, entry.inputs, entry.params)
+    fused = prim.gradient_override("numpy" if type(g._data) is np.ndarray else "cupy")
+    if fused is None:
+        return None
+    needed = [t._uid in feeds for t in entry.inputs]
+    return fused(g, entry.output, entry.inputs, entry.params, needed)
+
+
+def _add_into(total, grad) -> None:
+    """``total += grad`` on the arrays, for a sum only the walk holds."""
+    data = total._data
+    if type(data) is not type(grad._data):
+        raise AssertionError("cotangents of one tensor live in different array namespaces")
+    (np if type(data) is np.ndarray else namespace_of(data)).add(data, grad._data, out=data)
 
 
 def _prune(entries: list, sources: set) -> "tuple[list, set]":

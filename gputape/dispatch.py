@@ -17,7 +17,7 @@ from ._state import TapeEntry, recording
 from .device import default_device, device_of, move, namespace_of
 from .errors import ArgumentError, DeviceMismatchError, DTypeError, GputapeError, ShapeError
 from .registry import Primitive
-from .tensor import Tensor, Variable
+from .tensor import Tensor, Variable, _ids
 
 __all__ = ["apply", "describe"]
 
@@ -25,6 +25,34 @@ __all__ = ["apply", "describe"]
 def apply(prim: Primitive, *args, **params) -> Tensor:
     """Run primitive ``prim`` on ``args`` (tensors or values that can become tensors) with
     static keyword ``params``, and record it on the active tapes."""
+    tensors = _host_operands(prim, args) if prim.host_generic else None
+    if tensors is None:
+        return _apply_general(prim, args, params)
+    # The host fast path: the generic NumPy forward on operands that need no conversion.
+    forward = prim.forward
+    try:
+        if params:
+            out = forward(np, *[t._data for t in tensors], **params)
+        elif len(tensors) == 1:
+            out = forward(np, tensors[0]._data)
+        else:
+            out = forward(np, tensors[0]._data, tensors[1]._data)
+    except GputapeError:
+        raise
+    except (ValueError, TypeError, IndexError) as exc:
+        raise _explain(prim, tensors, params, exc) from exc
+    if type(out) is not _ndarray:
+        out = np.asarray(out)  # NumPy ufuncs return scalars for 0-d inputs
+    result = _new(Tensor)
+    result._data = out
+    result._uid = _next_uid()
+    tapes = recording.tapes
+    if tapes and prim.differentiable and out.dtype.kind in "fc":
+        record(tapes, prim, tensors, params, result)
+    return result
+
+
+def _apply_general(prim: Primitive, args: tuple, params: dict) -> Tensor:
     tensors = _operands(prim, args)
     data = tensors[0]._data
     xp = np if type(data) is np.ndarray else namespace_of(data)
@@ -46,6 +74,70 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     if tapes and prim.differentiable and out.dtype.kind in "fc":
         record(tapes, prim, tensors, params, result)
     return result
+
+
+# -- the host fast path ------------------------------------------------------------------
+# Most calls on a CPU are one or two NumPy tensors of one dtype, or a tensor and a Python
+# number, with no override registered: they skip the general conversion and checks (which
+# would find nothing to do). Anything else, including every error, takes the general path.
+
+_ndarray = np.ndarray
+_new = object.__new__
+_next_uid = _ids.__next__
+_SCALARS: dict = {}  # (Python number, dtype) -> 0-d host Tensor; tensors are immutable
+
+
+def _host_operands(prim: Primitive, args: tuple) -> "tuple | None":
+    """``args`` as host tensors when they need no conversion or checks beyond dtype agreement,
+    else ``None`` (the general path decides, and raises if something is wrong)."""
+    n = len(args)
+    if n == 1:
+        a = args[0]
+        if type(a) is Tensor and type(a._data) is _ndarray:
+            if prim.float_only and a._data.dtype.kind not in "fc":
+                return None
+            return args
+        return None
+    if n != 2:
+        return None
+    a, b = args
+    if type(a) is Tensor:
+        da = a._data
+        if type(da) is not _ndarray:
+            return None
+        if type(b) is Tensor:
+            db = b._data
+            if type(db) is not _ndarray:
+                return None
+            if len(prim.unify) == 2 and db.dtype != da.dtype:
+                return None
+            if prim.float_only and (da.dtype.kind not in "fc" or db.dtype.kind not in "fc"):
+                return None
+            return args
+        if len(prim.unify) == 2 and (type(b) is float or type(b) is int):
+            scalar = _host_scalar(b, da.dtype)
+            return None if scalar is None else (a, scalar)
+        return None
+    if type(b) is Tensor and len(prim.unify) == 2 and (type(a) is float or type(a) is int):
+        db = b._data
+        if type(db) is not _ndarray:
+            return None
+        scalar = _host_scalar(a, db.dtype)
+        return None if scalar is None else (scalar, b)
+    return None
+
+
+def _host_scalar(value, dtype) -> "Tensor | None":
+    """A 0-d host tensor holding the Python number ``value`` as a float ``dtype`` (cached)."""
+    if dtype.kind not in "fc" or not value:  # ints may not fit; 0.0 and -0.0 compare equal
+        return None
+    key = (value, dtype)
+    tensor = _SCALARS.get(key)
+    if tensor is None:
+        if len(_SCALARS) >= 1024:
+            _SCALARS.clear()
+        tensor = _SCALARS[key] = Tensor._wrap(np.asarray(value, dtype=dtype))
+    return tensor
 
 
 def _defer(prim: Primitive, tensors, params: dict, xp) -> "Tensor | None":

@@ -40,7 +40,7 @@ class Primitive:
 
     __slots__ = ("name", "forward", "arg_names", "vjps", "vjp_any", "vjp_all", "differentiable",
                  "float_only", "unify", "batchable", "overrides", "grad_overrides",
-                 "deferrable")
+                 "deferrable", "host_generic", "joint_rules")
 
     def __init__(self, name: str, forward: Callable, arg_names: "tuple[str, ...]",
                  differentiable: bool = True, float_only: bool = False,
@@ -58,6 +58,15 @@ class Primitive:
         self.overrides: "dict[str, Callable]" = {}
         self.grad_overrides: "dict[str, Callable]" = {}
         self.deferrable: "frozenset[str]" = frozenset()
+        # True while NumPy arrays get the generic forward, undeferred: dispatch's fast path.
+        self.host_generic = True
+        # True when a joint rule may compute every input's cotangent at once: the walk asks.
+        self.joint_rules = False
+
+    def refresh(self) -> None:
+        """Recompute the flags the hot paths read after a rule, override or deferral changed."""
+        self.host_generic = "numpy" not in self.overrides and "numpy" not in self.deferrable
+        self.joint_rules = self.vjp_all is not None or bool(self.grad_overrides)
 
     def implementation(self, xp_name: str) -> Callable:
         """The forward to run for arrays of namespace ``xp_name``: a fused override if one is
@@ -118,12 +127,15 @@ def defvjp_all(prim: Primitive, rule: Callable) -> Primitive:
     """Attach one rule ``rule(g, ans, inputs, params) -> list`` giving every input's cotangent
     at once (for user functions, which compute them together)."""
     prim.vjp_all = rule
+    prim.refresh()
     return prim
 
 
 def register_override(name: str, xp_name: str, forward: Callable) -> None:
     """Make ``forward`` the implementation of primitive ``name`` for arrays of ``xp_name``."""
-    REGISTRY[name].overrides[xp_name] = forward
+    prim = REGISTRY[name]
+    prim.overrides[xp_name] = forward
+    prim.refresh()
 
 
 def register_gradient_override(name: str, xp_name: str, rule: Callable) -> None:
@@ -133,13 +145,30 @@ def register_gradient_override(name: str, xp_name: str, rule: Callable) -> None:
     ``needed[i]`` says whether input ``i`` wants a cotangent; the rule returns one entry per
     input (``None`` where not needed or not connected), written with (fused) gputape ops.
     """
-    REGISTRY[name].grad_overrides[xp_name] = rule
+    prim = REGISTRY[name]
+    prim.grad_overrides[xp_name] = rule
+    prim.refresh()
+
+
+def remove_gradient_override(name: str, xp_name: str) -> None:
+    """Undo :func:`register_gradient_override`."""
+    prim = REGISTRY[name]
+    prim.grad_overrides.pop(xp_name, None)
+    prim.refresh()
 
 
 def allow_deferral(name: str, xp_name: str) -> None:
     """Let primitive ``name`` leave its output pending on arrays of ``xp_name``."""
     prim = REGISTRY[name]
     prim.deferrable = prim.deferrable | {xp_name}
+    prim.refresh()
+
+
+def forbid_deferral(name: str, xp_name: str) -> None:
+    """Undo :func:`allow_deferral`."""
+    prim = REGISTRY[name]
+    prim.deferrable = prim.deferrable - {xp_name}
+    prim.refresh()
 
 
 def fused_enabled() -> bool:

@@ -253,9 +253,8 @@ def route(xp_name: str) -> None:
 def unroute(xp_name: str) -> None:
     """Undo :func:`route` for ``xp_name``."""
     for name in ("multiply", "square", "pow"):
-        prim = registry.REGISTRY[name]
-        prim.grad_overrides.pop(xp_name, None)
-        prim.deferrable = prim.deferrable - {xp_name}
+        registry.remove_gradient_override(name, xp_name)
+        registry.forbid_deferral(name, xp_name)
         if xp_name != "cupy":
             _PATTERN_FORWARDS.pop((name, xp_name), None)
 
