@@ -18,16 +18,22 @@ from .device import namespace_of
 from .registry import Primitive
 
 
-def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0) -> dict:
+def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
+         consume: bool = False) -> dict:
     """Cotangents of every id in ``sources``, given ``seeds`` as ``(target, cotangent)`` pairs.
 
     ``entries`` is the tape in recording order. Returns ``{uid: Tensor}`` for the connected
     sources only. Every id the sources feed is a float tensor (tapes record float outputs
     only, and gradient() passes float sources only), so no dtype is checked here.
+
+    With ``consume``, the walk empties ``entries`` and lets go of each entry once it is done,
+    so the arrays the forward pass saved are freed (and their memory reused) during the walk.
     """
     from .ops import add
 
     needed, feeds = _prune(entries, sources)
+    if consume:
+        entries.clear()
     # When no tape records this walk, nobody else sees the sums the walk makes itself, so
     # later contributions are added into them in place (the ids in ``owned``).
     in_place = not recording.tapes
@@ -38,7 +44,7 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0) -> d
         uid = target._uid
         previous = cotangents.get(uid)
         cotangents[uid] = seed if previous is None else add(previous, seed)
-    for entry in reversed(needed):
+    for entry in _popping(needed) if consume else reversed(needed):
         output = entry.output
         out_uid = output._uid
         g = cotangents.get(out_uid) if out_uid in sources else cotangents.pop(out_uid, None)
@@ -80,6 +86,12 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0) -> d
                 if in_place:
                     owned.add(uid)
     return {uid: cotangents[uid] for uid in sources if uid in cotangents}
+
+
+def _popping(entries: list):
+    """``reversed(entries)``, removing each entry from the list as it is handed out."""
+    while entries:
+        yield entries.pop()
 
 
 def _together(prim: Primitive, g, entry, feeds: set) -> "list | None":

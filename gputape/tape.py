@@ -185,10 +185,16 @@ class GradientTape:
         flat_sources = _as_tensors(originals, "sources")
         seeds = list(zip(targets, _seeds(targets, output_gradients)))
         wanted = reachable(originals, self._watched, {t._uid for t in targets})
-        found = backward.walk(self._entries, seeds, wanted)
+        if self._persistent:
+            found = backward.walk(self._entries, seeds, wanted)
+        else:
+            # As TensorFlow, a non-persistent tape is spent as soon as the walk starts; the
+            # walk frees what the forward pass saved as it goes.
+            entries = self._entries
+            self._end()
+            found = backward.walk(entries, seeds, wanted, consume=True)
         grads = [_finish(found.get(s._uid) if s.dtype.kind in "fc" else None, s, mode)
                  for s in flat_sources]
-        self._end()
         return nest.pack_as(sources, grads)
 
     def jacobian(self, target, sources, unconnected_gradients=UnconnectedGradients.NONE,

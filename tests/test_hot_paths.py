@@ -136,3 +136,58 @@ def test_jacobian_rows_sum_without_aliasing(device):
         tape.watch(x)
         y = x * x + x + x
     np.testing.assert_allclose(host(tape.jacobian(y, x)), np.diag([4.0, 6.0, 8.0]))
+
+
+# -- integer exponents by multiplication ---------------------------------------------------
+
+POW_EDGES = [0.0, -0.0, 1.0, -1.5, 2.5, 1e-30, 1e30, -1e30, np.inf, -np.inf, np.nan, 3.4e38]
+
+
+@pytest.mark.parametrize("exponent", [2, 3, 4, 2.0, 3.0, 4.0, 5, 1.5, -1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_small_integer_powers_match_numpy(device, exponent, dtype):
+    values = np.array(POW_EDGES, dtype)
+    got = host(gt.constant(values) ** exponent)
+    with np.errstate(all="ignore"):
+        want = np.power(values, np.asarray(exponent, dtype))
+    assert got.dtype == want.dtype
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
+    np.testing.assert_array_max_ulp(got[finite], want[finite], maxulp=2)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+# -- a spent tape lets go of the forward's arrays during the walk ---------------------------
+
+
+def _probe_walk(persistent: bool) -> bool:
+    """Whether an intermediate only later ops used is still alive when the walk reaches an
+    earlier op (a custom gradient that looks)."""
+    import weakref
+
+    seen = []
+
+    @gt.custom_gradient
+    def probe(v):
+        def grad(upstream):
+            seen.append(ref() is not None)
+            return upstream
+
+        return gt.identity(v), grad
+
+    x = gt.constant(np.linspace(1.0, 2.0, 1000))
+    with gt.GradientTape(persistent=persistent) as tape:
+        tape.watch(x)
+        t = probe(x) * 2.0
+        ref = weakref.ref(t)
+        u = gt.sin(t * 3.0)  # sin reads the product: nothing stays pending
+        del t
+    tape.gradient(u, x)
+    return seen[0]
+
+
+def test_a_spent_tape_frees_saved_tensors_during_the_walk(device):
+    assert _probe_walk(persistent=False) is False
+    assert _probe_walk(persistent=True) is True
