@@ -17,7 +17,8 @@ import numpy as np
 
 import gputape as gt
 
-from .peers import available
+from .memory import peak_bytes
+from .peers import PEERS, installed, time_peer
 from .report import compare, format_table, plot
 from .timing import measure
 from .workloads import SIZES, WORKLOADS
@@ -27,19 +28,38 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default="all",
                         help="comma-separated device names (cpu, gpu:0, ...) or 'all'")
-    parser.add_argument("--sizes", choices=sorted(SIZES), default="medium",
-                        help="element counts for the sized workloads")
+    parser.add_argument("--sizes", type=_sizes, default="medium",
+                        help="element counts for the sized workloads: "
+                             + ", ".join(sorted(SIZES)) + ", or numbers such as 2e6,1e7")
     parser.add_argument("--repeat", type=int, default=7, help="timed samples per measurement")
     parser.add_argument("--workloads", default="all",
                         help="comma-separated workload names or 'all': "
                              + ", ".join(w.name for w in WORKLOADS))
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--plot", metavar="PATH", help="also draw time vs size (PNG, log-log)")
-    parser.add_argument("--peers", action="store_true",
-                        help="also run the workloads in PyTorch, JAX and TensorFlow when installed")
+    parser.add_argument("--peers", nargs="?", const="all", default=None, metavar="NAMES",
+                        help="also run the workloads in PyTorch, JAX and TensorFlow when "
+                             "installed (or only the comma-separated NAMES: torch,jax,tensorflow)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure the peak memory of one call on the CPU (Linux; one "
+                             "fresh process per workload and framework)")
     parser.add_argument("--compare", metavar="PATH",
                         help="compare with an earlier --json file; exit 1 on a >10%% regression")
     return parser.parse_args(argv)
+
+
+def _sizes(spec: str) -> "list[int]":
+    if spec in SIZES:
+        return SIZES[spec]
+    try:
+        sizes = [int(float(part)) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: give one of {', '.join(sorted(SIZES))} or positive element counts "
+            f"such as 2e6,1e7")
+    return sizes
 
 
 def _devices(spec: str) -> "list[str]":
@@ -63,26 +83,39 @@ def run(args) -> dict:
     chosen = [w for w in WORKLOADS
               if args.workloads == "all" or w.name in args.workloads.split(",")]
     rng = np.random.default_rng(0)
-    rows = []
     plan = [(w, size, device) for w in chosen
-            for size in (SIZES[args.sizes] if w.sized else [w.fixed_size]) for device in devices]
-    peers = {device: available(device) for device in devices} if args.peers else {}
+            for size in (args.sizes if w.sized else [w.fixed_size]) for device in devices]
+    rows = []
     for workload, size, device in _progress(plan):
-        contenders = [("gputape", workload.build, None)]
-        for name, (builders, sync) in peers.get(device, {}).items():
-            if workload.name in builders:
-                contenders.append((name, builders[workload.name], sync))
-        for framework, build, sync in contenders:
-            fn = build(size, device, rng) if framework == "gputape" else build(size, rng)
-            timing = measure(fn, device, repeat=args.repeat, sync=sync)
-            row = {"workload": workload.name, "size": size, "device": device,
-                   "framework": framework, "median_s": timing.median_s,
-                   "spread_s": timing.spread_s, "repeats": timing.repeats,
-                   "elements_per_s": size / timing.median_s}
-            if workload.bytes_per_element:
-                row["gb_per_s"] = size * workload.bytes_per_element / timing.median_s / 1e9
-            rows.append(row)
+        timing = measure(workload.build(size, device, rng), device, repeat=args.repeat)
+        rows.append(_row(workload, size, device, "gputape", timing.median_s, timing.spread_s,
+                         timing.repeats))
+    for name in installed(args.peers) if args.peers else []:
+        triples = [(w.name, size, device) for w, size, device in plan]
+        for timed in time_peer(name, triples, args.repeat):
+            workload = next(w for w in chosen if w.name == timed["workload"])
+            rows.append(_row(workload, timed["size"], timed["device"], name, timed["median_s"],
+                             timed["spread_s"], timed["repeats"]))
+    order = {(w.name, size, device): i for i, (w, size, device) in enumerate(plan)}
+    frameworks = ["gputape", *PEERS]
+    rows.sort(key=lambda r: (order[(r["workload"], r["size"], r["device"])],
+                             frameworks.index(r["framework"])))
+    if args.memory:
+        for row in rows:
+            if row["device"] == "cpu":
+                peak = peak_bytes(row["framework"], row["workload"], row["size"])
+                if peak is not None:
+                    row["peak_bytes"] = peak
     return {"meta": _meta(has_gpu), "results": rows}
+
+
+def _row(workload, size, device, framework, median_s, spread_s, repeats) -> dict:
+    row = {"workload": workload.name, "size": size, "device": device, "framework": framework,
+           "median_s": median_s, "spread_s": spread_s, "repeats": repeats,
+           "elements_per_s": size / median_s}
+    if workload.bytes_per_element:
+        row["gb_per_s"] = size * workload.bytes_per_element / median_s / 1e9
+    return row
 
 
 def _progress(plan: list):

@@ -1,13 +1,17 @@
 """The same workloads written in other frameworks, for side-by-side timings (``--peers``).
 
-Each peer is optional: one that is not installed is skipped with a note. Peers run on the CPU
-(PyTorch also on CUDA when it sees a GPU). Inputs match the gputape workloads: float32, random,
-the same shapes.
+Each peer is optional: one that is not installed is skipped. Peers run on the CPU (PyTorch also
+on CUDA when it sees a GPU), each in its own process. Inputs match the gputape workloads:
+float32, random, the same shapes.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -232,11 +236,50 @@ def _tf_builders(device: str):
 
         return run
 
+    def sum_pow(size, rng):
+        x = tf.constant(_inputs(size, rng, 1)[0])
+
+        def run():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(x**3)
+            return tape.gradient(loss, x)
+
+        return run
+
+    def hessian_64(size, rng):
+        x = tf.constant(_inputs(64, rng, 1)[0])
+        a = tf.constant(rng.uniform(0.5, 1.5, (64, 64)).astype(np.float32))
+
+        def run():  # nested tapes + jacobian, as tf.GradientTape's guide computes Hessians
+            with tf.GradientTape() as outer:
+                outer.watch(x)
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    y = tf.reduce_sum(tf.sin(tf.linalg.matvec(a, x)) * x)
+                g = inner.gradient(y, x)
+            return outer.jacobian(g, x)
+
+        return run
+
+    def jacobian_256(size, rng):
+        x = tf.constant(_inputs(256, rng, 1)[0])
+        w = tf.constant(rng.uniform(0.5, 1.5, (256, 256)).astype(np.float32))
+
+        def run():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = tf.tanh(tf.linalg.matvec(w, x)) * x
+            return tape.jacobian(y, x)
+
+        return run
+
     return {
         "tiny_chain": tiny_chain,
         "elementwise_grad": two_input(lambda x, y: tf.reduce_sum(x * y + x**3 * tf.sin(y))),
         "sum_xy": two_input(lambda x, y: tf.reduce_sum(x * y)),
-        "mlp_step": mlp_step, "third_derivative": third_derivative,
+        "sum_pow": sum_pow, "mlp_step": mlp_step, "third_derivative": third_derivative,
+        "hessian_64": hessian_64, "jacobian_256": jacobian_256,
     }, (lambda: None)
 
 
@@ -250,16 +293,65 @@ PEERS = {"torch": ("torch", _torch_builders), "jax": ("jax", _jax_builders),
          "tensorflow": ("tensorflow", _tf_builders)}
 
 
-def available(device: str) -> dict:
-    """``{peer name: (builders by workload, synchronize)}`` for the installed peers."""
-    found = {}
-    for name, (module, make) in PEERS.items():
-        if importlib.util.find_spec(module) is None:
+def installed(names: str = "all") -> "list[str]":
+    """The peers (all, or those in the comma-separated ``names``) importable here."""
+    wanted = list(PEERS) if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(wanted) - set(PEERS))
+    if unknown:
+        raise SystemExit(f"bench: unknown peer(s) {unknown}; known: {sorted(PEERS)}")
+    return [name for name in wanted if importlib.util.find_spec(PEERS[name][0]) is not None]
+
+
+def time_peer(name: str, plan: "list[tuple]", repeat: int, timeout_s: float = 1800) -> list:
+    """Time peer ``name`` on ``plan`` (``(workload, size, device)`` triples) in a fresh process,
+    so that its thread pools and allocator never share a process with gputape or another peer.
+    Returns one dict per timed triple (the workloads the peer has); reports failures."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [root, os.environ.get("PYTHONPATH")])))
+    request = json.dumps({"plan": plan, "repeat": repeat})
+    try:
+        done = subprocess.run([sys.executable, "-m", "bench.peers", name], input=request,
+                              capture_output=True, text=True, env=env, cwd=root,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        print(f"bench: peer {name} timed out after {timeout_s:.0f} s")
+        return []
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        print(f"bench: peer {name} failed: {tail[0]}")
+        return []
+    return json.loads(lines[-1])
+
+
+def _child(name: str, request: dict) -> list:
+    from .timing import measure
+
+    rng = np.random.default_rng(0)
+    rows = []
+    cache: dict = {}
+    for workload, size, device in request["plan"]:
+        if device not in cache:
+            cache[device] = _start(name, device)
+        if cache[device] is None:
             continue
-        if device != "cpu" and (name != "torch" or not _torch_sees_cuda()):
+        builders, sync = cache[device]
+        if workload not in builders:
             continue
-        try:
-            found[name] = make(device)
-        except Exception as exc:  # a peer that fails to start is reported, never fatal
-            print(f"bench: peer {name} unavailable on {device}: {exc}")
-    return found
+        timing = measure(builders[workload](size, rng), device, repeat=request["repeat"],
+                         sync=sync)
+        rows.append({"workload": workload, "size": size, "device": device,
+                     "median_s": timing.median_s, "spread_s": timing.spread_s,
+                     "repeats": timing.repeats})
+    return rows
+
+
+def _start(name: str, device: str):
+    if device != "cpu" and (name != "torch" or not _torch_sees_cuda()):
+        return None
+    return PEERS[name][1](device)
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(sys.argv[1], json.load(sys.stdin))))

@@ -16,7 +16,8 @@ def format_table(report: dict) -> str:
     """One line per (workload, size, device) with throughput and the GPU/CPU speed-up."""
     rows = report["results"]
     header = (f"{'workload':<18}{'size':>11}  {'device':<7}{'framework':<11}{'median':>11}"
-              f"{'spread':>10}{'elem/s':>11}{'GB/s':>8}  {'GPU/CPU':>7}  {'peer/gputape':>12}")
+              f"{'spread':>10}{'elem/s':>11}{'GB/s':>8}  {'GPU/CPU':>7}  {'peer/gputape':>12}"
+              + (f"{'peak MB':>9}" if any("peak_bytes" in r for r in rows) else ""))
     lines = [header, "-" * len(header)]
     ours = {(r["workload"], r["size"], r["device"]): r["median_s"]
             for r in rows if r.get("framework", "gputape") == "gputape"}
@@ -33,9 +34,10 @@ def format_table(report: dict) -> str:
         if framework != "gputape" and mine:
             ratio = f"{r['median_s'] / mine:.2f}"
         gbs = f"{r['gb_per_s']:.2f}" if "gb_per_s" in r else ""
+        peak = f"{r['peak_bytes'] / 2**20:>9.1f}" if "peak_bytes" in r else ""
         lines.append(f"{r['workload']:<18}{r['size']:>11,}  {r['device']:<7}{framework:<11}"
                      f"{_seconds(r['median_s']):>11}{_seconds(r['spread_s']):>10}"
-                     f"{r['elements_per_s']:>11.3g}{gbs:>8}  {speedup:>7}  {ratio:>12}")
+                     f"{r['elements_per_s']:>11.3g}{gbs:>8}  {speedup:>7}  {ratio:>12}{peak}")
     return "\n".join(lines)
 
 

@@ -76,3 +76,56 @@ def test_table_reports_peer_time_over_gputape_time():
     ]}
     last = format_table(report).splitlines()[-1]
     assert "torch" in last and last.rstrip().endswith("2.50")
+
+
+def test_sizes_take_presets_or_numbers():
+    from bench.workloads import SIZES
+
+    assert parse_args(["--sizes", "small"]).sizes == SIZES["small"]
+    assert parse_args(["--sizes", "2e3,500"]).sizes == [2000, 500]
+    for bad in ("huge", "0", "-5"):
+        try:
+            parse_args(["--sizes", bad])
+        except SystemExit:
+            continue
+        raise AssertionError(f"--sizes {bad} was accepted")
+
+
+def test_unknown_peer_names_are_refused():
+    import pytest
+
+    from bench.peers import installed
+
+    with pytest.raises(SystemExit, match="unknown peer"):
+        installed("torch,mxnet")
+    assert set(installed()) <= {"torch", "jax", "tensorflow"}
+
+
+def test_a_peer_is_timed_in_its_own_process():
+    import pytest
+
+    from bench.peers import installed, time_peer
+
+    if "torch" not in installed("torch"):
+        pytest.skip("PyTorch is not installed here (an optional peer)")
+    rows = time_peer("torch", [("sum_xy", 1000, "cpu"), ("no_such_workload", 10, "cpu")], 1)
+    assert [(r["workload"], r["size"], r["device"]) for r in rows] == [("sum_xy", 1000, "cpu")]
+    assert rows[0]["median_s"] > 0
+
+
+def test_memory_column_measures_a_fresh_process(capsys):
+    import pytest
+
+    from bench.memory import peak_bytes, supported
+
+    if not supported():
+        pytest.skip("peak memory is measured through /proc (Linux only)")
+    small = peak_bytes("gputape", "sum_xy", 1000)
+    large = peak_bytes("gputape", "sum_xy", 4_000_000)
+    assert small is not None and large is not None
+    assert large > 0.9 * 2 * 4 * 4_000_000  # at least the two float32 gradients
+    assert small < large
+    report = {"results": [{"workload": "sum_xy", "size": 10, "device": "cpu",
+                           "framework": "gputape", "median_s": 1.0, "spread_s": 0.0,
+                           "elements_per_s": 10.0, "peak_bytes": 3 * 2**20}]}
+    assert format_table(report).splitlines()[-1].rstrip().endswith("3.0")
