@@ -16,6 +16,7 @@ import numpy as np
 from ._state import recording
 from .device import namespace_of
 from .registry import Primitive
+from .tensor import Tensor
 
 
 def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
@@ -64,7 +65,10 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
             elif prim.vjp_any is not None:
                 grad = prim.vjp_any(index, g, output, *inputs, **params)
             elif index < len(rules) and rules[index] is not None:
-                grad = rules[index](g, output, *inputs, **params)
+                if params:
+                    grad = rules[index](g, output, *inputs, **params)
+                else:
+                    grad = rules[index](g, output, *inputs)
             else:
                 continue
             if grad is None:
@@ -74,6 +78,12 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
                     batch_shape = g.shape[:batch]
                 if grad.shape != batch_shape + inp.shape or grad.dtype != inp.dtype:
                     grad = fit(grad, inp, batch_shape)
+            elif type(grad) is Tensor and type(inp) is Tensor:
+                # Plain tensors: read the arrays' facts directly (identical dtypes are the
+                # common case; fit() settles any other).
+                have, want = grad._data, inp._data
+                if have.shape != want.shape or have.dtype is not want.dtype:
+                    grad = fit(grad, inp)
             elif grad.shape != inp.shape or grad.dtype != inp.dtype:
                 grad = fit(grad, inp)
             previous = cotangents.get(uid)

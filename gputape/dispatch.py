@@ -163,12 +163,13 @@ def _defer(prim: Primitive, tensors, params: dict, xp) -> "Tensor | None":
 
 
 def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) -> None:
-    """Append one entry to every tape in ``tapes`` that watches a float input."""
+    """Append one entry to every tape in ``tapes`` that watches an input (tapes watch float
+    tensors only: ``GradientTape._watch_one``; recorded outputs are floats)."""
     entry = None
     for tape in tapes:
         watched = tape._watched
         for t in tensors:
-            if t._uid in watched and t.dtype.kind in "fc":
+            if t._uid in watched:
                 break
         else:
             continue

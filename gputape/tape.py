@@ -113,7 +113,10 @@ class GradientTape:
             self._watch_one(item)
 
     def _watch_one(self, tensor: Tensor) -> None:
-        self._watched.add(tensor._uid)
+        # Only float ids: an op is recorded when one of its inputs' ids is watched, and TF
+        # never records through an integer tensor, watched or not.
+        if tensor.dtype.kind in "fc":
+            self._watched.add(tensor._uid)
         if isinstance(tensor, Variable) and tensor._uid not in self._variables:
             self._variables[tensor._uid] = tensor
 
