@@ -106,7 +106,10 @@ def run(args) -> dict:
                 peak = peak_bytes(row["framework"], row["workload"], row["size"])
                 if peak is not None:
                     row["peak_bytes"] = peak
-    return {"meta": _meta(has_gpu), "results": rows}
+    meta = _meta(has_gpu)
+    if args.peers:
+        meta["peers"] = _versions(installed(args.peers))
+    return {"meta": meta, "results": rows}
 
 
 def _row(workload, size, device, framework, median_s, spread_s, repeats) -> dict:
@@ -138,11 +141,37 @@ def _commit() -> str:
         return "unknown"
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions(names: "list[str]") -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        for dist in (name, f"{name}-cpu"):
+            try:
+                found[name] = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
+    return found
+
+
 def _meta(has_gpu: bool) -> dict:
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "numpy": np.__version__,
             "gputape": gt.__version__, "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "commit": _commit(), "gpu": "no GPU found"}
+            "cpu_count": os.cpu_count(), "cpu": _cpu_name(), "commit": _commit(),
+            "gpu": "no GPU found"}
     if has_gpu:
         import cupy
 

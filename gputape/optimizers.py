@@ -133,7 +133,9 @@ class SGD(Optimizer):
 
     def _update(self, var: Variable, g, lr: float) -> None:
         if not self.momentum:
-            var._set(var._data - lr * g)
+            new = g * -lr  # one new array, summed into in place: v - lr*g, bit for bit
+            new += var._data
+            var._set(new)
             return
         m = self.momentum * self._slot(var, "momentum") - lr * g
         self._slots[(var._uid, "momentum")] = m
