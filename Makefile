@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-BENCH_ARGS ?= --sizes medium
+BENCH_ARGS ?= --sizes medium --json bench/results/latest.json --plot bench/results/latest.png
 
 .PHONY: test test-gpu lint bench clean
 
