@@ -31,7 +31,7 @@ test-gpu: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/hadolint --failure-threshold style docker/Dockerfile
-	node tests/lint_workflows.mjs .github/workflows/*.yml
+	node tests/lint_workflows.mjs --self-hosted-label gpu .github/workflows/*.yml
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
