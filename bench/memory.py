@@ -28,9 +28,7 @@ def peak_bytes(framework: str, workload: str, size: int, timeout_s: float = 300)
     ``None`` when it cannot be measured here."""
     if not supported():
         return None
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get(
-        "PYTHONPATH")])))
+    root, env = child_env()
     try:
         done = subprocess.run([sys.executable, "-m", "bench.memory", framework, workload,
                                str(size)], capture_output=True, text=True, env=env,
@@ -42,6 +40,14 @@ def peak_bytes(framework: str, workload: str, size: int, timeout_s: float = 300)
               f"{done.stderr.strip().splitlines()[-1:]}")
         return None
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_bytes"]
+
+
+def child_env() -> "tuple[str, dict]":
+    """The checkout's root and an environment whose Python imports ``bench`` and ``gputape``
+    from it: for the runner's child processes."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    return root, dict(os.environ, PYTHONPATH=path)
 
 
 def _status_bytes(field: str) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 
@@ -306,9 +305,9 @@ def time_peer(name: str, plan: "list[tuple]", repeat: int, timeout_s: float = 18
     """Time peer ``name`` on ``plan`` (``(workload, size, device)`` triples) in a fresh process,
     so that its thread pools and allocator never share a process with gputape or another peer.
     Returns one dict per timed triple (the workloads the peer has); reports failures."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [root, os.environ.get("PYTHONPATH")])))
+    from .memory import child_env
+
+    root, env = child_env()
     request = json.dumps({"plan": plan, "repeat": repeat})
     try:
         done = subprocess.run([sys.executable, "-m", "bench.peers", name], input=request,
