@@ -6,7 +6,7 @@ import functools
 
 from ._state import recording
 from .dispatch import note_variable_read, record
-from .errors import GradientRuleError
+from .errors import ArgumentTypeError, GradientRuleError
 from .registry import defvjp_all, primitive
 from .tensor import Tensor, Variable, convert_to_tensor
 
@@ -29,7 +29,15 @@ def _user_grads(g, ans, inputs, params):
         if grad is None:
             out.append(None)
             continue
-        grad = convert_to_tensor(grad)
+        if not isinstance(grad, Tensor):
+            try:
+                grad = convert_to_tensor(grad)
+            except ArgumentTypeError:
+                raise GradientRuleError(
+                    f"custom_gradient: gradient {i} of {fn_name!r} is a {type(grad).__name__} "
+                    f"({grad!r:.40}), not a tensor; input {i} has shape {x.shape} and dtype "
+                    f"{x.dtype}; hint: return a gt.Tensor (or None) per input"
+                ) from None
         if grad.shape != x.shape and not _broadcasts_to(grad.shape, x.shape):
             raise GradientRuleError(
                 f"custom_gradient: gradient {i} of {fn_name!r} has shape {grad.shape} but input "
@@ -72,6 +80,12 @@ def custom_gradient(f):
     1.0
     """
 
+    if not callable(f):
+        raise ArgumentTypeError(
+            f"custom_gradient: expects a function, got {type(f).__name__} {f!r:.40}; hint: use "
+            f"it as a decorator, @gt.custom_gradient above `def f(x): ... return y, grad_fn`"
+        )
+
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         inputs = [_read(a) for a in args]
@@ -85,7 +99,8 @@ def custom_gradient(f):
         if not (isinstance(result, tuple) and len(result) == 2 and callable(result[1])):
             raise GradientRuleError(
                 f"custom_gradient: {f.__name__!r} must return a pair (y, grad_fn), got "
-                f"{type(result).__name__}"
+                f"{type(result).__name__}; hint: end it with `return y, grad_fn` where "
+                f"grad_fn(upstream) returns the input gradients"
             )
         y, grad_fn = result
         if not isinstance(y, Tensor):

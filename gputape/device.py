@@ -74,7 +74,9 @@ def _parse(spec: object) -> "tuple[str, int]":
     if not isinstance(spec, str):
         raise DeviceError(
             f"device: expected a string like 'cpu', 'gpu' or 'gpu:0', got {type(spec).__name__} "
-            f"{spec!r}"
+            f"{spec!r}; hint: "
+            + (f"gt.Device('gpu:{spec}') for a GPU index" if isinstance(spec, int)
+               else "see gt.list_devices() for the names")
         )
     text = spec.strip().lower().lstrip("/")
     text = text.replace("device:", "").replace("cuda", "gpu")

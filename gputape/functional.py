@@ -4,12 +4,51 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 
+from .errors import ArgumentError, ArgumentTypeError
 from .tape import GradientTape
 from .tensor import Tensor, convert_to_tensor
 
 __all__ = ["gradients_function", "value_and_gradients_function", "grad", "value_and_grad",
            "hessian"]
+
+
+def _callable(op: str, f) -> None:
+    if not callable(f):
+        raise ArgumentTypeError(
+            f"{op}: expects a function, got {type(f).__name__} {f!r:.40}; hint: pass the "
+            f"function itself, e.g. {op}(loss_fn), not its value loss_fn(x)"
+        )
+
+
+def _argnums(op: str, argnums, what: str = "argnums") -> "list[int]":
+    """``argnums`` (an int or a sequence of ints) as a list, checked for its kind."""
+    items = [argnums] if isinstance(argnums, numbers.Integral) else argnums
+    if isinstance(argnums, bool) or not isinstance(items, (list, tuple)) or not all(
+            isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in items):
+        raise ArgumentTypeError(
+            f"{op}: {what} must be an int or a tuple of ints, got {type(argnums).__name__} "
+            f"{argnums!r:.40}; hint: e.g. {what}=0 or {what}=(0, 1)"
+        )
+    return [int(i) for i in items]
+
+
+def _check_positions(op: str, f, positions: "list[int]", nargs: int,
+                     what: str = "argnums") -> "list[int]":
+    out = []
+    for i in positions:
+        if not -nargs <= i < nargs:
+            raise ArgumentError(
+                f"{op}: {what} {i} is out of range: {_name(f)} was called with {nargs} "
+                f"positional argument(s); hint: {what} counts the positional arguments from 0"
+            )
+        out.append(i % nargs)
+    return out
+
+
+def _name(f) -> str:
+    return repr(getattr(f, "__name__", type(f).__name__))
 
 
 def _positions(f, params, nargs: int) -> "list[int]":
@@ -20,11 +59,14 @@ def _positions(f, params, nargs: int) -> "list[int]":
     for p in params:
         if isinstance(p, str):
             if p not in names:
-                raise ValueError(f"gradients_function: {f.__name__!r} has no parameter {p!r}")
+                raise ArgumentError(
+                    f"gradients_function: {_name(f)} has no parameter {p!r} (it has {names}); "
+                    f"hint: name one of its parameters or give its position"
+                )
             out.append(names.index(p))
         else:
-            out.append(int(p))
-    return out
+            out.append(_argnums("gradients_function", p, "params")[0])
+    return _check_positions("gradients_function", f, out, nargs, "params")
 
 
 def _value_and_grads(f, args, kwargs, positions):
@@ -50,6 +92,7 @@ def value_and_gradients_function(f, params=None):
     >>> float(value), float(grads[0])
     (9.0, 6.0)
     """
+    _callable("value_and_gradients_function", f)
 
     @functools.wraps(f)
     def decorated(*args, **kwargs):
@@ -72,6 +115,7 @@ def gradients_function(f, params=None):
     >>> round(float(d3(0.5)[0]), 4)  # -8 sin(x) cos(x)
     -3.3659
     """
+    _callable("gradients_function", f)
 
     @functools.wraps(f)
     def decorated(*args, **kwargs):
@@ -91,11 +135,17 @@ def value_and_grad(f, argnums=0):
     >>> float(value), float(g)
     (10.0, 2.0)
     """
-    single = isinstance(argnums, int)
-    positions = [argnums] if single else list(argnums)
+    return _value_and_grad("value_and_grad", f, argnums)
+
+
+def _value_and_grad(op: str, f, argnums):
+    _callable(op, f)
+    single = isinstance(argnums, numbers.Integral)
+    wanted = _argnums(op, argnums)
 
     @functools.wraps(f)
     def decorated(*args, **kwargs):
+        positions = _check_positions(op, f, wanted, len(args))
         value, grads = _value_and_grads(f, args, kwargs, positions)
         return value, (grads[0] if single else tuple(grads))
 
@@ -111,7 +161,7 @@ def grad(f, argnums=0):
     >>> float(gt.grad(gt.grad(lambda x: x ** 3))(2.0))
     12.0
     """
-    value_and_gradient = value_and_grad(f, argnums)
+    value_and_gradient = _value_and_grad("grad", f, argnums)
 
     @functools.wraps(f)
     def decorated(*args, **kwargs):
@@ -131,13 +181,19 @@ def hessian(f, argnums=0):
     array([[ 6.,  0.],
            [ 0., 12.]], dtype=float32)
     """
+    _callable("hessian", f)
+    if isinstance(argnums, bool) or not isinstance(argnums, numbers.Integral):
+        raise ArgumentTypeError(
+            f"hessian: argnums must be one int, got {type(argnums).__name__} {argnums!r:.40}; "
+            f"hint: take one Hessian per argument, e.g. argnums=0"
+        )
 
     @functools.wraps(f)
     def decorated(*args, **kwargs):
         from .ops import zeros
 
         tensors = [a if isinstance(a, Tensor) else convert_to_tensor(a) for a in args]
-        x = tensors[argnums]
+        x = tensors[_check_positions("hessian", f, [argnums], len(args))[0]]
         with GradientTape() as outer:
             outer.watch(x)
             with GradientTape() as inner:

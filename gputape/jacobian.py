@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from . import backward, nest
-from .errors import TapeValueError
+from .errors import TapeTypeError, TapeValueError
 from .tensor import Tensor, Variable
 
 
@@ -18,9 +18,9 @@ def jacobian(entries: list, watched: set, target, sources, mode, vectorize: bool
     from .ops import eye, reshape
     from .tape import reachable
 
-    target = _tensor(target, "target")
+    target = _tensor(target, "jacobian", "target")
     originals = nest.flatten(sources)
-    flat = [_tensor(s, "sources") for s in originals]
+    flat = [_tensor(s, "jacobian", "sources") for s in originals]
     wanted = reachable(originals, watched, {target._uid})
     n = target.size
     seed = eye(n, dtype=target.dtype, device=target.device)
@@ -40,9 +40,9 @@ def batch_jacobian(entries: list, watched: set, target, source, mode, vectorize:
     from .ops import broadcast_to, eye, reshape, transpose
     from .tape import reachable
 
-    target = _tensor(target, "target")
+    target = _tensor(target, "batch_jacobian", "target")
     wanted = reachable([source], watched, {target._uid})
-    source = _tensor(source, "source")
+    source = _tensor(source, "batch_jacobian", "source")
     if target.ndim == 0 or source.ndim == 0 or target.shape[0] != source.shape[0]:
         raise TapeValueError(
             f"batch_jacobian: target shape {target.shape} and source shape {source.shape} must "
@@ -87,11 +87,13 @@ def _finish(g, shape: tuple, source: Tensor, mode):
     return g
 
 
-def _tensor(value, what: str) -> Tensor:
+def _tensor(value, method: str, what: str) -> Tensor:
     if isinstance(value, Variable):
         return value._snapshot()
     if not isinstance(value, Tensor):
-        raise TapeValueError(
-            f"jacobian: `{what}` must be a gt.Tensor or gt.Variable, got {type(value).__name__}"
+        raise TapeTypeError(
+            f"{method}: `{what}` must be a gt.Tensor or gt.Variable, got "
+            f"{type(value).__name__} ({value!r:.40}); hint: pass the tensor computed (or "
+            f"watched) inside the tape's `with` block"
         )
     return value

@@ -5,6 +5,7 @@ Updates run on the raw arrays: they are never recorded on a tape.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 from . import nest
@@ -19,6 +20,7 @@ class Optimizer:
     """Base class: validates ``(gradient, variable)`` pairs and applies ``_update`` to each."""
 
     def __init__(self, learning_rate=0.001, name: str = "optimizer") -> None:
+        _check_learning_rate(name, learning_rate)
         self.learning_rate = learning_rate
         self.name = name
         self.iterations = 0
@@ -26,7 +28,10 @@ class Optimizer:
 
     def _lr(self) -> float:
         lr = self.learning_rate
-        return float(lr(self.iterations) if callable(lr) else lr)
+        if callable(lr):
+            lr = lr(self.iterations)
+        _check_learning_rate(self.name, lr)
+        return float(lr)
 
     def apply_gradients(self, grads_and_vars) -> int:
         """Apply each gradient to its variable; pairs with a ``None`` gradient are skipped with
@@ -46,21 +51,23 @@ class Optimizer:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise ArgumentTypeError(
                     f"{self.name}.apply_gradients: expected (gradient, variable) pairs, got "
-                    f"{pair!r:.80}"
+                    f"{type(pair).__name__} {pair!r:.80}; hint: pass zip(grads, variables)"
                 )
             pairs.append(tuple(pair))
         for _, var in pairs:
             if not isinstance(var, Variable):
                 raise ArgumentTypeError(
                     f"{self.name}.apply_gradients: every second element must be a gt.Variable, "
-                    f"got {type(var).__name__}; hint: optimizers update Variables in place"
+                    f"got {type(var).__name__} {var!r:.60}; hint: optimizers update Variables in "
+                    f"place, so create the parameters with gt.Variable(...)"
                 )
         kept = [(g, v) for g, v in pairs if g is not None]
         missing = [v.name for g, v in pairs if g is None]
         if not kept:
             raise ArgumentError(
-                f"No gradients provided for any variable: {missing}; hint: check that the loss "
-                f"was computed inside the GradientTape block from these variables"
+                f"{self.name}.apply_gradients: No gradients provided for any variable: {missing}; "
+                f"hint: check that the loss was computed inside the GradientTape block from these "
+                f"variables"
             )
         if missing:
             warnings.warn(
@@ -78,6 +85,12 @@ class Optimizer:
         """Compute ``loss()`` on a tape and apply its gradients to ``var_list``."""
         from .tape import GradientTape
 
+        if not callable(loss):
+            raise ArgumentTypeError(
+                f"{self.name}.minimize: loss must be a callable returning the loss, got "
+                f"{type(loss).__name__} {loss!r:.40}; hint: pass lambda: compute_loss(...), or "
+                f"compute gradients with a GradientTape and call apply_gradients"
+            )
         with GradientTape() as tape:
             value = loss()
         grads = tape.gradient(value, list(var_list))
@@ -98,12 +111,13 @@ def _checked_gradient(opt: str, grad, var: Variable):
     if grad.shape != var.shape:
         raise ShapeError(
             f"{opt}.apply_gradients: gradient of shape {grad.shape} does not match variable "
-            f"{var.name!r} of shape {var.shape}"
+            f"{var.name!r} of shape {var.shape}; hint: pair each gradient with the variable it "
+            f"was computed for (tape.gradient(loss, variables) keeps the order)"
         )
     if device_of(grad._data) != var.device:
         raise DeviceMismatchError(
             f"{opt}.apply_gradients: gradient lives on {grad.device} but variable {var.name!r} on "
-            f"{var.device}"
+            f"{var.device}; hint: grad.to('{var.device}')"
         )
     return grad._data.astype(var.dtype, copy=False)
 
@@ -124,9 +138,14 @@ class SGD(Optimizer):
                  name: str = "SGD", **kwargs) -> None:
         learning_rate = kwargs.pop("lr", learning_rate)  # Keras 2 spelling, used by old code
         if kwargs:
-            raise ArgumentTypeError(f"SGD: unexpected arguments {sorted(kwargs)}")
+            raise ArgumentTypeError(
+                f"SGD: unexpected arguments {sorted(kwargs)}; hint: SGD takes learning_rate, "
+                f"momentum, nesterov and name"
+            )
         if not 0 <= momentum <= 1:
-            raise ArgumentError(f"SGD: momentum must be in [0, 1], got {momentum}")
+            raise ArgumentError(
+                f"SGD: momentum must be in [0, 1], got {momentum}; hint: 0.9 is a common choice"
+            )
         super().__init__(learning_rate, name)
         self.momentum = momentum
         self.nesterov = bool(nesterov)
@@ -160,7 +179,10 @@ class Adam(Optimizer):
                  epsilon: float = 1e-7, name: str = "Adam", **kwargs) -> None:
         learning_rate = kwargs.pop("lr", learning_rate)
         if kwargs:
-            raise ArgumentTypeError(f"Adam: unexpected arguments {sorted(kwargs)}")
+            raise ArgumentTypeError(
+                f"Adam: unexpected arguments {sorted(kwargs)}; hint: Adam takes learning_rate, "
+                f"beta_1, beta_2, epsilon and name"
+            )
         super().__init__(learning_rate, name)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
@@ -180,6 +202,45 @@ class Adam(Optimizer):
         var._set(var._data - (m * alpha) / (v**0.5 + self.epsilon))
 
 
+def _check_learning_rate(opt: str, lr) -> None:
+    """A learning rate must be a real number (or a one-element tensor); a schedule (a callable)
+    is checked on what it returns."""
+    if callable(lr) and not isinstance(lr, Tensor):
+        return
+    if hasattr(lr, "dtype") and hasattr(lr, "shape"):  # a tensor or a NumPy value
+        if getattr(lr, "size", 0) == 1 and lr.dtype.kind in "iuf":
+            return
+        what = f"{type(lr).__name__} of shape {lr.shape} and dtype {lr.dtype}"
+    elif isinstance(lr, numbers.Real) and not isinstance(lr, bool):
+        return
+    else:
+        what = f"{type(lr).__name__} {lr!r:.40}"
+    raise ArgumentTypeError(
+        f"{opt}: learning_rate must be a real number, got {what}; hint: e.g. "
+        f"learning_rate=0.01, or a schedule: a callable of the step returning one"
+    )
+
+
+def _check_clip_norm(clip_norm) -> None:
+    if isinstance(clip_norm, Tensor):
+        if clip_norm.size != 1 or clip_norm.dtype.kind not in "iuf":
+            raise ArgumentTypeError(
+                f"clip_by_global_norm: clip_norm must be a scalar, got a tensor of shape "
+                f"{clip_norm.shape} and dtype {clip_norm.dtype}; hint: e.g. clip_norm=1.0"
+            )
+        return  # its value stays on the device: reading it would wait for the GPU
+    if isinstance(clip_norm, bool) or not isinstance(clip_norm, numbers.Real):
+        raise ArgumentTypeError(
+            f"clip_by_global_norm: clip_norm must be a real number, got "
+            f"{type(clip_norm).__name__} {clip_norm!r:.40}; hint: e.g. clip_norm=1.0"
+        )
+    if not clip_norm > 0:
+        raise ArgumentError(
+            f"clip_by_global_norm: clip_norm must be > 0, got {clip_norm}; hint: it is the "
+            f"largest global norm the clipped tensors may have, e.g. 1.0"
+        )
+
+
 def clip_by_global_norm(t_list, clip_norm, use_norm=None):
     """Scale every tensor of ``t_list`` by ``clip_norm / max(global_norm, clip_norm)``.
 
@@ -197,12 +258,19 @@ def clip_by_global_norm(t_list, clip_norm, use_norm=None):
     from .ops import minimum, reduce_sum, sqrt
 
     if isinstance(t_list, Tensor) or not isinstance(t_list, (list, tuple)):
-        raise ArgumentTypeError("clip_by_global_norm: t_list must be a list or tuple of tensors")
+        raise ArgumentTypeError(
+            f"clip_by_global_norm: t_list must be a list or tuple of tensors, got "
+            f"{type(t_list).__name__}; hint: wrap a single tensor in a list: [t]"
+        )
+    _check_clip_norm(clip_norm)
     flat = nest.flatten(list(t_list))
     present = [convert_to_tensor(t) for t in flat if t is not None]
     if use_norm is None:
         if not present:
-            raise ArgumentError("clip_by_global_norm: every tensor in t_list is None")
+            raise ArgumentError(
+                f"clip_by_global_norm: every tensor in t_list ({len(flat)} entries) is None; "
+                f"hint: check that the gradients were computed (see tape.gradient's result)"
+            )
         total = reduce_sum(present[0] * present[0])
         for t in present[1:]:
             total = total + reduce_sum(t * t)

@@ -7,6 +7,17 @@ import numbers
 import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError
+from ..tensor import Tensor, _holds_tensor, _to_array, convert_to_tensor
+
+
+def as_tensor(op: str, arg: str, value) -> Tensor:
+    """``value`` as a tensor (itself if it is one); a value that cannot become one raises an
+    error naming ``op`` and its argument ``arg``, not the Tensor constructor."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (list, tuple)) and _holds_tensor(value):
+        return convert_to_tensor(value)
+    return Tensor._wrap(_to_array(value, None, None, op, arg))
 
 
 def normalize_axes(op: str, axis, ndim: int) -> "tuple[int, ...]":
@@ -24,7 +35,10 @@ def normalize_axes(op: str, axis, ndim: int) -> "tuple[int, ...]":
             )
         result.append(a % ndim if ndim else 0)
     if len(set(result)) != len(result):
-        raise ArgumentError(f"{op}: axis {axis!r} names the same dimension twice")
+        raise ArgumentError(
+            f"{op}: axis {axis!r} names the same dimension twice (rank {ndim}); hint: list "
+            f"each axis once"
+        )
     return tuple(sorted(result)) if ndim else ()
 
 
@@ -45,7 +59,7 @@ def _as_int(op: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ArgumentTypeError(
             f"{op}: {name} must be an int (or a tuple of ints), got {type(value).__name__} "
-            f"{value!r}"
+            f"{value!r:.40}; hint: pass Python ints (or a 0-d integer tensor)"
         )
     return int(value)
 
@@ -59,7 +73,8 @@ def as_shape(op: str, shape, allow_unknown: bool = False) -> "tuple[int, ...]":
         shape = (shape,)
     if not isinstance(shape, (list, tuple)):
         raise ArgumentTypeError(
-            f"{op}: shape must be a tuple or list of ints, got {type(shape).__name__} {shape!r}"
+            f"{op}: shape must be a tuple or list of ints, got {type(shape).__name__} "
+            f"{shape!r:.40}; hint: e.g. (2, 3)"
         )
     dims = tuple(_as_int(op, "shape", s) for s in shape)
     if not allow_unknown and any(d < 0 for d in dims):
@@ -73,7 +88,9 @@ def as_count(op: str, name: str, value) -> int:
     """A non-negative int argument (a size or a count)."""
     value = _as_int(op, name, value)
     if value < 0:
-        raise ArgumentError(f"{op}: {name} must be >= 0, got {value}")
+        raise ArgumentError(
+            f"{op}: {name} must be >= 0, got {value}; hint: sizes and counts cannot be negative"
+        )
     return value
 
 
@@ -85,7 +102,8 @@ def as_number(op: str, name: str, value):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.number)):
         raise ArgumentTypeError(
-            f"{op}: {name} must be a real number, got {type(value).__name__} {value!r}"
+            f"{op}: {name} must be a real number, got {type(value).__name__} {value!r:.40}; "
+            f"hint: pass a Python float or a one-element tensor"
         )
     return value
 

@@ -7,7 +7,7 @@ import numpy as np
 from .. import dtypes
 from ..device import Device, default_device
 from ..errors import ArgumentError, ArgumentTypeError
-from ..tensor import Tensor, convert_to_tensor
+from ..tensor import Tensor, _holds_tensor, _to_array, convert_to_tensor
 from ._axes import as_count, as_number, as_shape
 
 
@@ -61,7 +61,7 @@ def fill(dims, value, device=None) -> Tensor:
     else:
         raise ArgumentTypeError(
             f"fill: value must be a number or a one-element tensor, got {type(value).__name__} "
-            f"{value!r:.40}"
+            f"{value!r:.40}; hint: e.g. gt.fill((2, 3), 0.5)"
         )
     xp, dev = _xp_and_device(device)
     shape = as_shape("fill", dims)
@@ -83,9 +83,9 @@ def eye(num_rows, num_columns=None, dtype=dtypes.float32, device=None) -> Tensor
     return _made(lambda: xp.eye(rows, cols, dtype=dtype), dev)
 
 
-def _like(x, dtype, device):
+def _like(op: str, x, dtype, device):
     if not isinstance(x, Tensor):
-        x = convert_to_tensor(x, device=device)
+        x = Tensor._wrap(_to_array(x, None, device, op, "input"))
     dev = Device(device) if device is not None else x.device
     dtype = x.dtype if dtype is None else dtypes.as_dtype(dtype)
     return dev, x.shape, dtype
@@ -98,7 +98,7 @@ def zeros_like(input, dtype=None, device=None) -> Tensor:  # noqa: A002 - Tensor
     >>> gt.zeros_like(gt.ones((2,), gt.float64)).numpy()
     array([0., 0.])
     """
-    dev, shape, dtype = _like(input, dtype, device)
+    dev, shape, dtype = _like("zeros_like", input, dtype, device)
     return zeros(shape, dtype, dev)
 
 
@@ -109,7 +109,7 @@ def ones_like(input, dtype=None, device=None) -> Tensor:  # noqa: A002 - TensorF
     >>> gt.ones_like([[1, 2]]).numpy()
     array([[1, 1]], dtype=int32)
     """
-    dev, shape, dtype = _like(input, dtype, device)
+    dev, shape, dtype = _like("ones_like", input, dtype, device)
     return ones(shape, dtype, dev)
 
 
@@ -145,7 +145,10 @@ def range(start, limit=None, delta=1, dtype=None, device=None) -> Tensor:  # noq
     values = [as_number("range", name, v)
               for name, v in (("start", start), ("limit", limit), ("delta", delta))]
     if values[2] == 0:
-        raise ArgumentError("range: delta must not be 0")
+        raise ArgumentError(
+            f"range: delta must not be 0 (start={values[0]!r}, limit={values[1]!r}); hint: use "
+            f"a positive delta to count up, a negative one to count down"
+        )
     dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.weak_dtype(values)
     xp, dev = _xp_and_device(device)
     return _made(lambda: xp.arange(*values).astype(dtype), dev)
@@ -159,9 +162,13 @@ def _float_dtype_of(*values) -> np.dtype:
 
 
 def convert_like(value, like: Tensor, what: str) -> Tensor:
-    """``value`` as a tensor on ``like``'s device, keeping tensors as they are."""
+    """``value`` as a tensor on ``like``'s device, keeping tensors as they are. ``what`` names
+    the argument in errors (``"op.argument"``, or just the argument)."""
     if isinstance(value, Tensor):
         return value
     dtype = like.dtype if dtypes.is_weak(value) or isinstance(value, (list, tuple)) else None
-    return convert_to_tensor(value, dtype=dtype, device=like.device)
+    if isinstance(value, (list, tuple)) and _holds_tensor(value):
+        return convert_to_tensor(value, dtype=dtype, device=like.device)
+    op, _, arg = what.rpartition(".")
+    return Tensor._wrap(_to_array(value, dtype, like.device, op or "convert_like", arg))
 

@@ -245,7 +245,10 @@ def where(condition, x=None, y=None):
     if x is None and y is None:
         return apply(ARGWHERE, condition)
     if x is None or y is None:
-        raise ArgumentError("where: give both x and y, or neither (to get coordinates)")
+        raise ArgumentError(
+            f"where: got only {'x' if y is None else 'y'}; hint: give both x and y, or neither "
+            f"(to get the coordinates of the true elements)"
+        )
     cond_dtype = getattr(condition, "dtype", None)
     if cond_dtype is not None and cond_dtype.kind != "b":
         raise DTypeError(

@@ -9,8 +9,8 @@ import numpy as np
 from ..dispatch import apply
 from ..errors import ArgumentError, ArgumentTypeError, IndexOutOfRangeError
 from ..registry import defvjp, primitive
-from ..tensor import Tensor, convert_to_tensor
-from ._axes import normalize_axis
+from ..tensor import Tensor
+from ._axes import as_tensor, normalize_axis
 
 
 def _getitem_vjp(g, ans, x, index):
@@ -68,7 +68,7 @@ def getitem(tensor, index):
     >>> x[1, ::2].numpy()
     array([3, 5], dtype=int32)
     """
-    x = convert_to_tensor(tensor)
+    x = as_tensor("getitem", "tensor", tensor)
     return apply(GETITEM, x, index=_normalize_index(x, index))
 
 
@@ -80,12 +80,28 @@ def gather(params, indices, axis=0, batch_dims=0):
     array([30., 10.], dtype=float32)
     """
     if batch_dims != 0:
-        raise ArgumentError("gather: batch_dims other than 0 is not supported yet")
-    x = convert_to_tensor(params)
+        raise ArgumentError(
+            f"gather: batch_dims={batch_dims!r} is not supported yet; hint: use batch_dims=0 "
+            f"(gt.stack per-example gathers for batched indices)"
+        )
+    x = as_tensor("gather", "params", params)
     axis = normalize_axis("gather", axis, x.ndim)
     ids = indices if isinstance(indices, Tensor) else np.asarray(indices)
     if ids.dtype.kind not in "iu":
-        raise ArgumentTypeError(f"gather: indices must be integers, got dtype {ids.dtype}")
+        raise ArgumentTypeError(
+            f"gather: indices must be integers, got dtype {ids.dtype} (shape {ids.shape}); "
+            f"hint: gt.cast(indices, gt.int32)"
+        )
+    host = ids._data if isinstance(ids, Tensor) else ids
+    size = x.shape[axis]
+    if type(host) is np.ndarray and host.size and (host.min() < -size or host.max() >= size):
+        # Host indices only: checking device indices would wait for the GPU.
+        bad = host[(host < -size) | (host >= size)].flat[0]
+        raise IndexOutOfRangeError(
+            f"gather: index {bad} is out of range for axis {axis} of size {size} (params shape "
+            f"{x.shape}, indices shape {host.shape}); hint: valid indices are "
+            f"{-size}..{size - 1}"
+        )
     return getitem(x, (slice(None),) * axis + (ids,))
 
 
@@ -106,7 +122,10 @@ def _normalize_index(x: Tensor, index) -> tuple:
             out.append(key)
             continue
         if isinstance(key, (bool, np.bool_)):
-            raise ArgumentTypeError(f"getitem: a bare bool {key!r} is not an index")
+            raise ArgumentTypeError(
+                f"getitem: a bare bool {key!r} is not an index (shape {x.shape}); hint: use a "
+                f"bool mask array, or gt.where"
+            )
         if isinstance(key, (numbers.Integral, np.integer)):
             out.append(int(key))
             continue
@@ -118,8 +137,9 @@ def _normalize_index(x: Tensor, index) -> tuple:
                 array = array.astype(np.intp)
         else:
             raise ArgumentTypeError(
-                f"getitem: index {key!r} of type {type(key).__name__} is not supported; use "
-                f"ints, slices, None, ..., integer arrays or bool masks"
+                f"getitem: index {key!r:.40} of type {type(key).__name__} is not supported "
+                f"(shape {x.shape}); hint: use ints, slices, None, ..., integer arrays or bool "
+                f"masks"
             )
         if array.dtype.kind == "b":
             _check_mask(x, items, position, array.shape)
@@ -157,7 +177,8 @@ def _check_mask(x: Tensor, items: tuple, position: int, mask_shape: tuple) -> No
     if start < 0 or covered != tuple(mask_shape):
         raise IndexOutOfRangeError(
             f"getitem: bool mask of shape {tuple(mask_shape)} does not match the dimensions "
-            f"{covered} it indexes (from dimension {start} of shape {x.shape})"
+            f"{covered} it indexes (from dimension {start} of shape {x.shape}); hint: a mask "
+            f"must have the shape of the dimensions it selects from"
         )
 
 
@@ -166,7 +187,8 @@ def _index_int(x: Tensor, value) -> int:
         value = value.numpy()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
         raise ArgumentTypeError(
-            f"getitem: slice bounds must be ints, got {type(value).__name__} {value!r}"
+            f"getitem: slice bounds must be ints, got {type(value).__name__} {value!r:.40} "
+            f"(shape {x.shape}); hint: int(...) the bound"
         )
     return int(value)
 
@@ -175,7 +197,8 @@ def _check_bounds(x: Tensor, keys: list) -> None:
     used = sum(1 for k in keys if k is not None and k is not Ellipsis)
     if used > x.ndim:
         raise IndexOutOfRangeError(
-            f"getitem: too many indices ({used}) for a tensor of shape {x.shape}"
+            f"getitem: too many indices ({used}) for a tensor of shape {x.shape}; hint: index "
+            f"at most {x.ndim} dimension(s)"
         )
     dim = 0
     for key in keys:
@@ -189,6 +212,15 @@ def _check_bounds(x: Tensor, keys: list) -> None:
             if not -size <= key < size:
                 raise IndexOutOfRangeError(
                     f"getitem: index {key} is out of range for dimension {dim} of size {size} "
-                    f"(shape {x.shape})"
+                    f"(shape {x.shape}); hint: valid indices are {-size}..{size - 1}"
+                )
+        elif type(key) is np.ndarray and key.size:  # device arrays: NumPy/CuPy decide
+            size = x.shape[dim]
+            if key.min() < -size or key.max() >= size:
+                bad = key[(key < -size) | (key >= size)].flat[0]
+                raise IndexOutOfRangeError(
+                    f"getitem: index {bad} is out of range for dimension {dim} of size {size} "
+                    f"(shape {x.shape}, index array shape {key.shape}); hint: valid indices are "
+                    f"{-size}..{size - 1}"
                 )
         dim += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..dispatch import apply
 from ..errors import ShapeError
 from ..registry import defvjp, primitive
-from ..tensor import convert_to_tensor
+from ._axes import as_tensor
 
 # Batched and broadcasting over leading dimensions (the walker sums the cotangent back).
 MATMUL = defvjp(primitive("matmul", lambda xp, a, b: xp.matmul(a, b), ("a", "b")),
@@ -25,7 +25,7 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     """
     from .shape import expand_dims, matrix_transpose, squeeze
 
-    a, b = convert_to_tensor(a), convert_to_tensor(b)
+    a, b = as_tensor("matmul", "a", a), as_tensor("matmul", "b", b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(
             f"matmul: operands must have rank >= 1, got shapes {a.shape} and {b.shape}; hint: "

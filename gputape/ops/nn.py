@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from ..dispatch import apply
 from ..registry import defvjp, primitive
-from ..tensor import convert_to_tensor
-from ._axes import normalize_axis
+from ._axes import as_tensor, normalize_axis
 from .elementwise import exp, relu, sigmoid, softplus  # noqa: F401 - re-exported in gt.nn
 from .reduction import reduce_sum
 
@@ -40,7 +39,7 @@ def softmax(logits, axis=-1):
     >>> gt.softmax([1000.0, 1000.0]).numpy()
     array([0.5, 0.5], dtype=float32)
     """
-    x = convert_to_tensor(logits)
+    x = as_tensor("softmax", "logits", logits)
     return apply(SOFTMAX, x, axis=_negative_axis("softmax", x, axis))
 
 
@@ -51,7 +50,7 @@ def log_softmax(logits, axis=-1):
     >>> gt.log_softmax([0.0, 0.0]).numpy()
     array([-0.6931472, -0.6931472], dtype=float32)
     """
-    x = convert_to_tensor(logits)
+    x = as_tensor("log_softmax", "logits", logits)
     return apply(LOG_SOFTMAX, x, axis=_negative_axis("log_softmax", x, axis))
 
 

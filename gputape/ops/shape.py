@@ -10,8 +10,8 @@ import numpy as np
 from ..dispatch import apply
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..registry import defvjp, defvjp_any, primitive
-from ..tensor import Tensor, convert_to_tensor
-from ._axes import as_shape, lead, normalize_axes, normalize_axis
+from ..tensor import Tensor
+from ._axes import as_shape, as_tensor, lead, normalize_axes, normalize_axis
 from .indexing import getitem
 
 RESHAPE = defvjp(primitive("reshape", lambda xp, x, shape: xp.reshape(x, shape), ("tensor",),
@@ -82,12 +82,15 @@ def reshape(tensor, shape):
     >>> gt.reshape(gt.range(6), (2, -1)).shape
     (2, 3)
     """
-    x = convert_to_tensor(tensor)
+    x = as_tensor("reshape", "tensor", tensor)
     shape = as_shape("reshape", shape, allow_unknown=True)
     unknown = [i for i, s in enumerate(shape) if s == -1]
     known = math.prod(s for s in shape if s != -1)
     if len(unknown) > 1 or any(s < -1 for s in shape):
-        raise ShapeError(f"reshape: shape {shape} may hold at most one -1 and no other negatives")
+        raise ShapeError(
+            f"reshape: shape {shape} for a tensor of shape {x.shape} may hold at most one -1 and "
+            f"no other negatives; hint: give every dimension but one explicitly"
+        )
     if unknown:
         if known == 0 or x.size % known:
             raise ShapeError(
@@ -112,13 +115,14 @@ def transpose(a, perm=None):
     >>> gt.transpose(gt.zeros((2, 3, 4)), (2, 0, 1)).shape
     (4, 2, 3)
     """
-    x = convert_to_tensor(a)
+    x = as_tensor("transpose", "a", a)
     if perm is None:
         perm = tuple(range(x.ndim - 1, -1, -1))
     perm = tuple(normalize_axis("transpose", p, x.ndim) for p in perm) if x.ndim else tuple(perm)
     if sorted(perm) != list(range(x.ndim)):
         raise ArgumentError(
-            f"transpose: perm {perm} is not a permutation of the {x.ndim} axes of shape {x.shape}"
+            f"transpose: perm {perm} is not a permutation of the {x.ndim} axes of shape "
+            f"{x.shape}; hint: list every axis 0..{x.ndim - 1} exactly once"
         )
     return apply(TRANSPOSE, x, perm=perm)
 
@@ -130,9 +134,12 @@ def matrix_transpose(a):
     >>> gt.matrix_transpose(gt.zeros((5, 2, 3))).shape
     (5, 3, 2)
     """
-    x = convert_to_tensor(a)
+    x = as_tensor("matrix_transpose", "a", a)
     if x.ndim < 2:
-        raise ShapeError(f"matrix_transpose: needs rank >= 2, got shape {x.shape}")
+        raise ShapeError(
+            f"matrix_transpose: needs rank >= 2, got shape {x.shape}; hint: gt.expand_dims a "
+            f"vector first, or use gt.transpose"
+        )
     perm = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
     return apply(TRANSPOSE, x, perm=perm)
 
@@ -144,7 +151,7 @@ def expand_dims(input, axis):  # noqa: A002 - TensorFlow's name
     >>> gt.expand_dims(gt.zeros((2, 3)), -1).shape
     (2, 3, 1)
     """
-    x = convert_to_tensor(input)
+    x = as_tensor("expand_dims", "input", input)
     axis = normalize_axis("expand_dims", axis, x.ndim + 1)
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
@@ -156,7 +163,7 @@ def squeeze(input, axis=None):  # noqa: A002 - TensorFlow's name
     >>> gt.squeeze(gt.zeros((1, 3, 1))).shape
     (3,)
     """
-    x = convert_to_tensor(input)
+    x = as_tensor("squeeze", "input", input)
     if axis is None:
         axes = tuple(i for i, s in enumerate(x.shape) if s == 1)
     else:
@@ -164,7 +171,8 @@ def squeeze(input, axis=None):  # noqa: A002 - TensorFlow's name
         bad = [a for a in axes if x.shape[a] != 1]
         if bad:
             raise ShapeError(
-                f"squeeze: axis {bad[0]} of shape {x.shape} has size {x.shape[bad[0]]}, not 1"
+                f"squeeze: axis {bad[0]} of shape {x.shape} has size {x.shape[bad[0]]}, not 1; "
+                f"hint: squeeze only axes of size 1 (or pass axis=None for all of them)"
             )
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
 
@@ -176,7 +184,7 @@ def broadcast_to(input, shape):  # noqa: A002 - TensorFlow's name
     >>> gt.broadcast_to([1.0, 2.0], (3, 2)).shape
     (3, 2)
     """
-    x = convert_to_tensor(input)
+    x = as_tensor("broadcast_to", "input", input)
     shape = as_shape("broadcast_to", shape)
     if shape == x.shape:
         return x
@@ -202,7 +210,8 @@ def concat(values, axis):
         if outside(t.shape) != outside(tensors[0].shape):
             raise ShapeError(
                 f"concat: values[{i}] has shape {t.shape}, which differs from values[0] "
-                f"{tensors[0].shape} outside axis {axis}"
+                f"{tensors[0].shape} outside axis {axis}; hint: only the size along axis "
+                f"{axis} may differ"
             )
     _same_dtype("concat", tensors)
     if len(tensors) == 1:
@@ -224,7 +233,7 @@ def stack(values, axis=0):
         if t.shape != tensors[0].shape:
             raise ShapeError(
                 f"stack: values[{i}] has shape {t.shape} but values[0] has {tensors[0].shape}; "
-                f"all must match"
+                f"hint: all must match (gt.concat joins tensors of different lengths)"
             )
     axis = normalize_axis("stack", axis, tensors[0].ndim + 1)
     return concat([expand_dims(t, axis) for t in tensors], axis)
@@ -237,21 +246,22 @@ def split(value, num_or_size_splits, axis=0):
     >>> [t.shape for t in gt.split(gt.zeros((5, 2)), [2, -1])]
     [(2, 2), (3, 2)]
     """
-    x = convert_to_tensor(value)
+    x = as_tensor("split", "value", value)
     axis = normalize_axis("split", axis, x.ndim)
     length = x.shape[axis]
     if isinstance(num_or_size_splits, (bool, float)) or not isinstance(
             num_or_size_splits, (numbers.Integral, list, tuple, Tensor, np.ndarray)):
         raise ArgumentTypeError(
             f"split: num_or_size_splits must be an int or a list of ints, got "
-            f"{type(num_or_size_splits).__name__} {num_or_size_splits!r:.40}"
+            f"{type(num_or_size_splits).__name__} {num_or_size_splits!r:.40}; hint: e.g. 2 or "
+            f"[1, -1]"
         )
     if isinstance(num_or_size_splits, numbers.Integral):
         n = int(num_or_size_splits)
         if n <= 0 or length % n:
             raise ShapeError(
                 f"split: dimension {axis} of shape {x.shape} (size {length}) cannot be split "
-                f"into {n} equal parts"
+                f"into {n} equal parts; hint: pass a list of sizes, e.g. [2, -1]"
             )
         sizes = [length // n] * n
     else:
@@ -265,7 +275,8 @@ def split(value, num_or_size_splits, axis=0):
         if sum(sizes) != length or any(s < 0 for s in sizes):
             raise ShapeError(
                 f"split: sizes {list(num_or_size_splits)} do not add up to dimension {axis} of "
-                f"shape {x.shape} (size {length})"
+                f"shape {x.shape} (size {length}); hint: sizes must be >= 0 and sum to {length} "
+                f"(one may be -1)"
             )
     prefix = (slice(None),) * axis
     starts = np.cumsum([0] + sizes[:-1])
@@ -279,12 +290,12 @@ def tile(input, multiples):  # noqa: A002 - TensorFlow's name
     >>> gt.tile([[1.0, 2.0]], [2, 3]).shape
     (2, 6)
     """
-    x = convert_to_tensor(input)
+    x = as_tensor("tile", "input", input)
     multiples = as_shape("tile", multiples)
     if len(multiples) != x.ndim or any(m < 0 for m in multiples):
         raise ShapeError(
             f"tile: multiples {multiples} must hold one non-negative int per dimension of shape "
-            f"{x.shape}"
+            f"{x.shape}; hint: give {x.ndim} multiples"
         )
     return apply(TILE, x, multiples=multiples)
 
@@ -293,7 +304,7 @@ def copy_to_device(tensor, device):
     """A copy of ``tensor`` on ``device`` (differentiable)."""
     from ..device import Device
 
-    x = convert_to_tensor(tensor)
+    x = as_tensor("copy_to_device", "tensor", tensor)
     target = Device(device)
     if target == x.device:
         return x
@@ -305,13 +316,19 @@ def copy_to_device(tensor, device):
 
 def _same_rank_tensors(op: str, values) -> list:
     if isinstance(values, Tensor) or not isinstance(values, (list, tuple)) or not values:
-        raise ArgumentTypeError(f"{op}: values must be a non-empty list of tensors")
-    tensors = [convert_to_tensor(v) for v in values]
+        got = (f"one tensor of shape {values.shape}" if isinstance(values, Tensor)
+               else f"{type(values).__name__} {values!r:.40}")
+        raise ArgumentTypeError(
+            f"{op}: values must be a non-empty list of tensors, got {got}; hint: e.g. "
+            f"gt.{op}([a, b], axis=0)"
+        )
+    tensors = [as_tensor(op, f"values[{i}]", v) for i, v in enumerate(values)]
     for i, t in enumerate(tensors[1:], 1):
         if t.ndim != tensors[0].ndim:
             raise ShapeError(
                 f"{op}: values[{i}] has rank {t.ndim} (shape {t.shape}) but values[0] has rank "
-                f"{tensors[0].ndim} (shape {tensors[0].shape})"
+                f"{tensors[0].ndim} (shape {tensors[0].shape}); hint: gt.reshape or "
+                f"gt.expand_dims them to one rank"
             )
     return tensors
 
