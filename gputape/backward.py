@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import dispatch
 from ._state import recording
+from .debugging import check_gradient
 from .device import namespace_of
 from .registry import Primitive
 from .tensor import Tensor
@@ -30,6 +32,17 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
     With ``consume``, the walk empties ``entries`` and lets go of each entry once it is done,
     so the arrays the forward pass saved are freed (and their memory reused) during the walk.
     """
+    if not dispatch.checking_numerics:
+        return _walk(entries, seeds, sources, batch, consume, False)
+    outer = recording.backward_of
+    try:
+        return _walk(entries, seeds, sources, batch, consume, True)
+    finally:
+        recording.backward_of = outer
+
+
+def _walk(entries: list, seeds: "list[tuple]", sources: set, batch: int, consume: bool,
+          checking: bool) -> dict:
     from .ops import add
 
     needed, feeds = _prune(entries, sources)
@@ -54,6 +67,8 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
         prim: Primitive = entry.prim
         inputs = entry.inputs
         params = entry.params
+        if checking:
+            recording.backward_of = entry  # named by errors from ops the rules run
         together = _together(prim, g, entry, feeds) if prim.joint_rules else None
         rules = prim.vjps
         for index, inp in enumerate(inputs):
@@ -73,6 +88,8 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
                 continue
             if grad is None:
                 continue
+            if checking:
+                check_gradient(entry, index, grad)
             if batch:
                 if batch_shape is None:
                     batch_shape = g.shape[:batch]

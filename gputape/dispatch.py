@@ -43,12 +43,17 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
         raise _explain(prim, tensors, params, exc) from exc
     if type(out) is not _ndarray:
         out = np.asarray(out)  # NumPy ufuncs return scalars for 0-d inputs
+    if checking_numerics:
+        check_result(prim, tensors, out)
     result = _new(Tensor)
     result._data = out
     result._uid = _next_uid()
     tapes = recording.tapes
-    if tapes and prim.differentiable and out.dtype.kind in "fc":
-        record(tapes, prim, tensors, params, result)
+    if tapes:
+        if prim.differentiable and out.dtype.kind in "fc":
+            record(tapes, prim, tensors, params, result)
+        else:
+            note_blocked(tapes, prim, tensors, result)
     return result
 
 
@@ -56,7 +61,7 @@ def _apply_general(prim: Primitive, args: tuple, params: dict) -> Tensor:
     tensors = _operands(prim, args)
     data = tensors[0]._data
     xp = np if type(data) is np.ndarray else namespace_of(data)
-    if prim.deferrable and xp.__name__ in prim.deferrable:
+    if prim.deferrable and xp.__name__ in prim.deferrable and not checking_numerics:
         pending = _defer(prim, tensors, params, xp)
         if pending is not None:
             return pending
@@ -69,11 +74,26 @@ def _apply_general(prim: Primitive, args: tuple, params: dict) -> Tensor:
         raise _explain(prim, tensors, params, exc) from exc
     if xp is np and type(out) is not np.ndarray:
         out = np.asarray(out)  # NumPy ufuncs return scalars for 0-d inputs
+    if checking_numerics:
+        check_result(prim, tensors, out)
     result = Tensor._wrap(out)
     tapes = recording.tapes
-    if tapes and prim.differentiable and out.dtype.kind in "fc":
-        record(tapes, prim, tensors, params, result)
+    if tapes:
+        if prim.differentiable and out.dtype.kind in "fc":
+            record(tapes, prim, tensors, params, result)
+        else:
+            note_blocked(tapes, prim, tensors, result)
     return result
+
+
+# Set by gputape.debugging while check_numerics is on: every result is checked for NaN/Inf.
+checking_numerics = False
+
+
+def check_result(prim: Primitive, tensors, out) -> None:
+    from .debugging import check_op_result
+
+    check_op_result(prim, tensors, out)
 
 
 # -- the host fast path ------------------------------------------------------------------
@@ -172,11 +192,35 @@ def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) 
             if t._uid in watched:
                 break
         else:
+            if tape._shadow:
+                _follow_shadow(tape, prim, tensors, result, False)
             continue
         if entry is None:
             entry = TapeEntry(prim, tuple(tensors), params, result)
+            if checking_numerics:
+                from .debugging import user_line
+
+                entry.where = user_line()
         tape._entries.append(entry)
         watched.add(result._uid)
+
+
+def note_blocked(tapes: list, prim: Primitive, tensors, result: Tensor) -> None:
+    """Remember a result no gradient flows through (a non-differentiable op, or an integer
+    result) when it comes from a tensor a tape follows, so that ``explain`` can name it."""
+    for tape in tapes:
+        _follow_shadow(tape, prim, tensors, result, True)
+
+
+def _follow_shadow(tape, prim: Primitive, tensors, result: Tensor, blocking: bool) -> None:
+    followed = tape._watched, tape._shadow
+    uids = tuple(t._uid for t in tensors)
+    if any(uid in ids for uid in uids for ids in followed):
+        name = prim.name
+        if blocking and result._data.dtype.kind not in "fc":
+            name = f"{name} -> {result._data.dtype}"
+        tape._blocked.append((result._uid, uids, name, blocking))
+        tape._shadow.add(result._uid)
 
 
 def _operands(prim: Primitive, args: tuple) -> list:

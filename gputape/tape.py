@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import threading
 import warnings
+import weakref
 from collections.abc import Iterator
 
 from . import backward, nest
 from ._state import recording
 from .errors import ShapeError, TapeError, TapeTypeError, TapeValueError
-from .tensor import Tensor, Variable
+from .explain import Evidence, warn_unconnected
+from .tensor import Tensor, Variable, _ids
 
 __all__ = ["GradientTape", "UnconnectedGradients"]
 
@@ -23,12 +26,12 @@ class UnconnectedGradients(str, enum.Enum):
     ZERO = "zero"
 
 
-def _unconnected(value) -> UnconnectedGradients:
+def _unconnected(value, method: str) -> UnconnectedGradients:
     try:
         return UnconnectedGradients(value)
     except ValueError:
         raise TapeValueError(
-            f"gradient: unconnected_gradients={value!r} is not understood; hint: use "
+            f"{method}: unconnected_gradients={value!r} is not understood; hint: use "
             f"gt.UnconnectedGradients.NONE / ZERO or the strings 'none' / 'zero'"
         ) from None
 
@@ -60,21 +63,38 @@ class GradientTape:
         self._recording = False
         self._consumed = False
         self._warned_in_context = False
+        self._owner: "int | None" = None  # the thread that entered the tape
+        # What explain=True reads (ids only, no arrays): results no gradient flows through
+        # and what follows them, values that left gputape, and when the tape recorded.
+        self._blocked: list = []
+        self._shadow: set = set()
+        self._escapes: dict = {}
+        self._spans: list = []  # [start id, stop id] of each recording stretch
+        self._pauses: list = []  # (stop id, start id) around each stop_recording block
+        self._watch_ids: dict = {}  # source id -> the id counter when watch() was called
+        _LIVE_TAPES.add(self)
 
     # -- recording ------------------------------------------------------------------------
     def __enter__(self) -> "GradientTape":
+        if self._owner is None:
+            self._owner = threading.get_ident()
+        self._check_thread("__enter__")
         if self._recording:
             raise TapeValueError(
                 "GradientTape: this tape is already recording; re-entering it is not allowed; "
                 "hint: use a new GradientTape for a nested block"
             )
-        recording.tapes.append(self)
-        self._recording = True
+        self._start()
         return self
 
     def __exit__(self, *exc_info) -> None:
         if self._recording:
             self._stop()
+
+    def _start(self) -> None:
+        recording.tapes.append(self)
+        self._recording = True
+        self._spans.append([next(_ids), None])
 
     def _stop(self) -> None:
         tapes = recording.tapes
@@ -83,6 +103,15 @@ class GradientTape:
                 del tapes[i]
                 break
         self._recording = False
+        self._spans[-1][1] = next(_ids)
+
+    def _check_thread(self, method: str) -> None:
+        if self._owner is not None and self._owner != threading.get_ident():
+            raise TapeError(
+                f"GradientTape.{method}: this tape belongs to thread {self._owner} (which "
+                f"entered it) but was used from thread {threading.get_ident()}; tapes record "
+                f"only the ops of their own thread; hint: create one GradientTape per thread"
+            )
 
     def watch(self, tensor) -> None:
         """Watch a tensor, a Variable, or any nest (list/tuple/dict) of them.
@@ -97,6 +126,7 @@ class GradientTape:
         >>> float(tape.gradient(y, x))
         12.0
         """
+        self._check_thread("watch")
         for item in nest.flatten(tensor):
             if not isinstance(item, Tensor):
                 raise TapeValueError(
@@ -111,6 +141,7 @@ class GradientTape:
                     stacklevel=2,
                 )
             self._watch_one(item)
+            self._watch_ids.setdefault(item._uid, next(_ids))
 
     def _watch_one(self, tensor: Tensor) -> None:
         # Only float ids: an op is recorded when one of its inputs' ids is watched, and TF
@@ -139,6 +170,7 @@ class GradientTape:
         >>> print(tape.gradient(y, x))
         None
         """
+        self._check_thread("stop_recording")
         if not self._recording:
             raise TapeError(
                 "GradientTape.stop_recording: the tape is not recording; hint: call it inside "
@@ -148,24 +180,35 @@ class GradientTape:
         try:
             yield
         finally:
-            recording.tapes.append(self)
-            self._recording = True
+            self._start()
+            self._pauses.append((self._spans[-2][1], self._spans[-1][0]))
 
     def reset(self) -> None:
         """Drop everything recorded so far (recording goes on if inside the block)."""
-        self._entries = []
-        self._watched = set()
+        self._check_thread("reset")
+        self._forget()
         self._variables = {}
         self._consumed = False
+        self._spans = [[next(_ids), None]] if self._recording else []
+        self._pauses = []
+
+    def _forget(self) -> None:
+        self._entries = []
+        self._watched = set()
+        self._blocked = []
+        self._shadow = set()
+        self._escapes = {}
+        self._watch_ids = {}
 
     # -- differentiation ------------------------------------------------------------------
     def gradient(self, target, sources, output_gradients=None,
-                 unconnected_gradients=UnconnectedGradients.NONE):
+                 unconnected_gradients=UnconnectedGradients.NONE, explain: bool = False):
         """Gradient of ``target`` (summed if a list/nest) w.r.t. every tensor in ``sources``.
 
         Returns the structure of ``sources`` with a gradient (or ``None`` for an unconnected
         source) in place of each tensor. ``output_gradients`` (one per flattened target) weight
-        each target's seed.
+        each target's seed. With ``explain=True``, each unconnected source also gets a
+        :class:`gputape.UnconnectedGradientWarning` saying why, in one sentence.
 
         Examples
         --------
@@ -180,14 +223,16 @@ class GradientTape:
         if target is None:
             raise TapeTypeError(
                 "gradient: argument `target` should be a tensor or a nest of tensors to be "
-                "differentiated, but received None"
+                "differentiated, but received None; hint: pass the tensor computed inside the "
+                "tape's block (e.g. the loss)"
             )
-        mode = _unconnected(unconnected_gradients)
+        mode = _unconnected(unconnected_gradients, "gradient")
         targets = _as_tensors(nest.flatten(target), "target")
         originals = nest.flatten(sources)
         flat_sources = _as_tensors(originals, "sources")
         seeds = list(zip(targets, _seeds(targets, output_gradients)))
         wanted = reachable(originals, self._watched, {t._uid for t in targets})
+        evidence = Evidence(self) if explain else None
         if self._persistent:
             found = backward.walk(self._entries, seeds, wanted)
         else:
@@ -198,6 +243,8 @@ class GradientTape:
             found = backward.walk(entries, seeds, wanted, consume=True)
         grads = [_finish(found.get(s._uid) if s.dtype.kind in "fc" else None, s, mode)
                  for s in flat_sources]
+        if evidence is not None:
+            warn_unconnected(evidence, targets, originals, found)
         return nest.pack_as(sources, grads)
 
     def jacobian(self, target, sources, unconnected_gradients=UnconnectedGradients.NONE,
@@ -220,7 +267,7 @@ class GradientTape:
         from .jacobian import jacobian
 
         self._begin("jacobian")
-        mode = _unconnected(unconnected_gradients)
+        mode = _unconnected(unconnected_gradients, "jacobian")
         result = jacobian(self._entries, self._watched, target, sources, mode,
                           vectorize=experimental_use_pfor)
         self._end()
@@ -245,13 +292,14 @@ class GradientTape:
         from .jacobian import batch_jacobian
 
         self._begin("batch_jacobian")
-        mode = _unconnected(unconnected_gradients)
+        mode = _unconnected(unconnected_gradients, "batch_jacobian")
         result = batch_jacobian(self._entries, self._watched, target, source, mode,
                                 vectorize=experimental_use_pfor)
         self._end()
         return result
 
     def _begin(self, method: str) -> None:
+        self._check_thread(method)
         if self._consumed:
             raise TapeError(
                 "A non-persistent GradientTape can only be used to compute one set of gradients "
@@ -272,17 +320,21 @@ class GradientTape:
     def _end(self) -> None:
         if not self._persistent:
             self._consumed = True
-            self._entries = []
-            self._watched = set()
+            self._forget()
+
+
+# Every GradientTape alive, so that explain can tell a target recorded by another tape.
+_LIVE_TAPES: "weakref.WeakSet[GradientTape]" = weakref.WeakSet()
 
 
 def reachable(sources: list, watched: set, target_ids: set) -> set:
-    """Ids the backward walk should reach: the float sources, but a Variable only if the tape
-    watched it (TF records its reads only then) or it is itself a target."""
+    """Ids the backward walk should reach: the float sources the tape follows (watched, or
+    computed by a recorded op) or that are themselves targets. As in TensorFlow, a constant
+    that was never watched gets no gradient even when a recorded op read it."""
     return {
         s._uid for s in sources
         if isinstance(s, Tensor) and s.dtype.kind in "fc"
-        and (not isinstance(s, Variable) or s._uid in watched or s._uid in target_ids)
+        and (s._uid in watched or s._uid in target_ids)
     }
 
 
@@ -292,10 +344,12 @@ def _as_tensors(items: list, what: str) -> list:
         if isinstance(item, Variable):
             item = item._snapshot()
         elif not isinstance(item, Tensor):
+            hint = ("differentiate w.r.t. the tensor you computed with, not a Python value"
+                    if what == "sources" else
+                    "pass the tensor computed inside the tape's block, not a Python value")
             raise TapeTypeError(
                 f"gradient: every element of `{what}` must be a gt.Tensor or gt.Variable, got "
-                f"{type(item).__name__} ({item!r:.60}); hint: differentiate w.r.t. the tensor "
-                f"you computed with, not a Python value"
+                f"{type(item).__name__} ({item!r:.60}); hint: {hint}"
             )
         out.append(item)
     return out
@@ -319,14 +373,15 @@ def _seeds(targets: list, output_gradients) -> list:
                 f"gradient: output_gradients[{i}] is None; hint: pass gt.ones_like(target) for "
                 f"a plain gradient"
             )
-        g = convert_like(g, t, "output_gradients")
+        g = convert_like(g, t, "gradient.output_gradients")
         if g.shape != t.shape:
             try:
                 g = broadcast_to(g, t.shape)
             except ShapeError:
                 raise TapeValueError(
                     f"gradient: output_gradients[{i}] has shape {g.shape}, which does not "
-                    f"broadcast to target shape {t.shape}"
+                    f"broadcast to target shape {t.shape}; hint: give one output gradient "
+                    f"shaped like its target"
                 ) from None
         seeds.append(cast(g, t.dtype) if g.dtype != t.dtype else g)
     return seeds

@@ -11,6 +11,7 @@ import itertools
 import numpy as np
 
 from . import dtypes
+from ._state import note_escape, recording
 from .device import Device, default_device, device_of, move, namespace_of
 from .errors import DeviceMismatchError, DTypeError, ShapeError
 
@@ -71,7 +72,15 @@ class Tensor:
         return device_of(self._data)
 
     def numpy(self) -> np.ndarray:
-        """A host NumPy copy of the value (a NumPy scalar for a 0-d tensor, like TensorFlow)."""
+        """A host NumPy copy of the value (a NumPy scalar for a 0-d tensor, like TensorFlow).
+
+        The copy is the caller's: writing to it never changes the tensor or a recorded tape.
+        """
+        if recording.tapes:
+            note_escape(self, ".numpy()")
+        return self._host_copy()
+
+    def _host_copy(self):
         array = self._data
         host = np.array(array) if isinstance(array, np.ndarray) else array.get()
         return host[()] if host.ndim == 0 else host
@@ -83,6 +92,8 @@ class Tensor:
         return copy_to_device(self, device)
 
     def __array__(self, dtype=None, copy=None):
+        if recording.tapes:
+            note_escape(self, "np.asarray()")
         host = self._data if isinstance(self._data, np.ndarray) else self._data.get()
         return host.astype(dtype) if dtype is not None else np.array(host)
 
@@ -124,7 +135,9 @@ class Tensor:
                 f"{what}() needs a tensor of one element, got shape {self.shape}; hint: reduce "
                 f"it first (gt.reduce_sum, gt.reduce_max) or index one element"
             )
-        return self.numpy().reshape(()).item()
+        if recording.tapes:
+            note_escape(self, f"{what}()")
+        return self._host_copy().reshape(()).item()
 
     def __float__(self) -> float:
         return float(self._scalar("float"))
@@ -145,12 +158,18 @@ class Tensor:
 
     def __len__(self) -> int:
         if self.ndim == 0:
-            raise TypeError("len() of a 0-d tensor (a scalar) is undefined")
+            raise TypeError(
+                "len() of a 0-d tensor (a scalar) is undefined; hint: use x.shape, or "
+                "gt.reshape(x, (1,)) for a one-element vector"
+            )
         return self.shape[0]
 
     def __iter__(self):
         if self.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor (a scalar)")
+            raise TypeError(
+                "iteration over a 0-d tensor (a scalar); hint: use float(x), or "
+                "gt.reshape(x, (1,)) for a one-element vector"
+            )
         return (self[i] for i in range(self.shape[0]))
 
     __hash__ = object.__hash__  # identity: tensors work as dict keys, `==` stays elementwise
@@ -176,7 +195,7 @@ class Tensor:
 
 
 def _value_text(tensor: Tensor) -> str:
-    value = tensor.numpy()
+    value = tensor._host_copy()
     return str(value)
 
 
@@ -203,7 +222,9 @@ class Variable(Tensor):
                  dtype=None, device=None) -> None:
         if callable(initial_value):
             initial_value = initial_value()
-        super().__init__(initial_value, dtype=dtype, device=device)
+        # Tensor.__init__'s work, with errors naming Variable's own argument
+        self._data = _to_array(initial_value, dtype, device, "Variable", "initial_value")
+        self._uid = next(_ids)
         self.trainable = bool(trainable)
         self.name = name if name is not None else "Variable"
 
@@ -302,7 +323,9 @@ def _holds_tensor(value) -> bool:
 
 def _host_nested(value):
     if isinstance(value, Tensor):
-        return value.numpy()
+        if recording.tapes:
+            note_escape(value, "gt.constant([...])")
+        return value._host_copy()
     if isinstance(value, (list, tuple)):
         return [_host_nested(v) for v in value]
     return value
@@ -321,7 +344,7 @@ def constant(value, dtype=None, device=None) -> Tensor:
     >>> gt.constant([[1, 2]], dtype="float64", device="cpu").dtype
     dtype('float64')
     """
-    return Tensor(value, dtype=dtype, device=device)
+    return Tensor._wrap(_to_array(value, dtype, device, "constant", "value"))
 
 
 def convert_to_tensor(value, dtype=None, device=None) -> Tensor:
@@ -349,7 +372,7 @@ def convert_to_tensor(value, dtype=None, device=None) -> Tensor:
         if dtype is not None:
             value = [convert_to_tensor(v, dtype) for v in value]
         return stack(list(value))
-    return Tensor(value, dtype=dtype, device=device)
+    return Tensor._wrap(_to_array(value, dtype, device, "convert_to_tensor", "value"))
 
 
 def namespace(tensor: Tensor):

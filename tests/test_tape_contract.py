@@ -175,6 +175,21 @@ def test_recording_constants_watched_only_through_watch(device):
         check(tape.gradient(y, x), [2.0, 4.0], device)
 
 
+def test_unwatched_constant_read_by_a_recorded_op_gets_none(device):
+    """A recorded op (recorded because another input is watched) does not make its unwatched
+    constant inputs sources: TensorFlow 2.21 gives ``[x * 2, None]`` here."""
+    with gt.device(device):
+        x, z = gt.constant([1.0, 2.0]), gt.constant(3.0)
+        with gt.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            y = x * x + z
+        grads = tape.gradient(y, [x, z])
+        check(grads[0], [2.0, 4.0], device)
+        assert grads[1] is None
+        assert tape.gradient(y, z, unconnected_gradients="zero").numpy() == 0.0
+        assert tape.jacobian(y, z) is None
+
+
 def test_watch_accepts_tensor_variable_and_nests(device):
     """``watch(x)`` takes a tensor, a Variable, or a nested list/tuple/dict of them."""
     with gt.device(device):
