@@ -10,12 +10,14 @@
 """
 
 from . import (
+    debugging,
     nest,
     nn,  # noqa: E402 - needs the ops above
     optimizers,
     testing,
 )
 from . import ops as _ops
+from .checkpoint import load, save
 from .custom_gradient import custom_gradient
 from .device import Device, default_device, device, list_devices
 from .dtypes import (
@@ -35,6 +37,7 @@ from .dtypes import (
 from .errors import (
     ArgumentError,
     ArgumentTypeError,
+    CheckpointError,
     DeviceError,
     DeviceMismatchError,
     DTypeError,
@@ -46,6 +49,7 @@ from .errors import (
     TapeTypeError,
     TapeValueError,
 )
+from .explain import UnconnectedGradientWarning
 from .functional import (
     grad,
     gradients_function,
@@ -62,13 +66,13 @@ from .tensor import Tensor, Variable, constant, convert_to_tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArgumentError", "ArgumentTypeError", "Device", "DeviceError", "DeviceMismatchError",
-    "DTypeError", "GradientRuleError", "GradientTape", "GputapeError", "IndexOutOfRangeError",
-    "ShapeError", "TapeError", "TapeTypeError", "TapeValueError", "Tensor",
-    "UnconnectedGradients", "Variable", "as_dtype", "bool_", "clip_by_global_norm", "complex64",
-    "complex128", "constant", "convert_to_tensor", "custom_gradient", "default_device", "device",
-    "float16", "float32", "float64", "from_dlpack", "grad", "gradients_function", "hessian",
-    "int8", "int16", "int32", "int64", "list_devices", "nest", "nn", "optimizers", "testing",
-    "uint8",
-    "value_and_grad", "value_and_gradients_function", *_ops.__all__,
+    "ArgumentError", "ArgumentTypeError", "as_dtype", "bool_", "CheckpointError",
+    "clip_by_global_norm", "complex128", "complex64", "constant", "convert_to_tensor",
+    "custom_gradient", "debugging", "default_device", "Device", "device", "DeviceError",
+    "DeviceMismatchError", "DTypeError", "float16", "float32", "float64", "from_dlpack",
+    "GputapeError", "grad", "GradientRuleError", "gradients_function", "GradientTape", "hessian",
+    "IndexOutOfRangeError", "int16", "int32", "int64", "int8", "list_devices", "load", "nest",
+    "nn", "optimizers", "save", "ShapeError", "TapeError", "TapeTypeError", "TapeValueError",
+    "Tensor", "testing", "uint8", "UnconnectedGradients", "UnconnectedGradientWarning",
+    "value_and_grad", "value_and_gradients_function", "Variable", *_ops.__all__,
 ]

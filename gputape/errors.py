@@ -55,3 +55,8 @@ class IndexOutOfRangeError(GputapeError, IndexError):
 
 class GradientRuleError(GputapeError, RuntimeError):
     """A gradient rule (built in or from ``custom_gradient``) returned something unusable."""
+
+
+class CheckpointError(GputapeError, ValueError):
+    """A checkpoint file that cannot be read, or that does not fit the variables or optimizer
+    it is loaded into."""
