@@ -9,7 +9,7 @@ import numpy as np
 
 from ..dispatch import apply
 from ..registry import defvjp, primitive
-from ._axes import lead, normalize_axes
+from ._axes import as_tensor, lead, normalize_axes
 
 
 def _kept_shape(shape: tuple, axes: tuple) -> tuple:
@@ -106,10 +106,15 @@ def _logsumexp_forward(xp, x, axes, keepdims):
 
 
 def _logsumexp_vjp(g, ans, x, axes, keepdims):
-    from .elementwise import exp
+    # softmax as exp(x - s) / sum(exp(x - s)), s = ans: the division cancels the rounding of a
+    # large ans, which exp(x - ans) alone turns into a relative error (1e-4 at 1e4 in float32).
+    # Any shift gives the same softmax, so s carries no gradient; a non-finite ans shifts by 0.
+    from .elementwise import abs, exp, less, stop_gradient, where
     from .shape import reshape
 
-    return _spread(g, ans, x, axes, keepdims) * exp(x - reshape(ans, _kept_shape(x.shape, axes)))
+    peak = reshape(ans, _kept_shape(x.shape, axes))
+    e = exp(x - stop_gradient(where(less(abs(peak), math.inf), peak, 0)))
+    return _spread(g, ans, x, axes, keepdims) * (e / reduce_sum(e, axes, keepdims=True))
 
 
 REDUCE_LOGSUMEXP = defvjp(primitive("reduce_logsumexp", _logsumexp_forward, ("input_tensor",),
@@ -145,9 +150,9 @@ def _sum_to_axes(have: tuple, want: tuple) -> tuple:
 
 
 def _reduce(prim, input_tensor, axis, keepdims):
-    from ..tensor import Tensor, convert_to_tensor
+    from ..tensor import Tensor
 
-    x = convert_to_tensor(input_tensor)
+    x = as_tensor(prim.name, "input_tensor", input_tensor)
     axes = normalize_axes(prim.name, axis, x.ndim)
     if prim is REDUCE_SUM and type(x) is not Tensor:
         from .fused import pattern_sum
@@ -205,10 +210,10 @@ def reduce_mean(input_tensor, axis=None, keepdims=False):
     >>> gt.reduce_mean([[1.0, 2.0], [3.0, 4.0]], axis=1).numpy()
     array([1.5, 3.5], dtype=float32)
     """
-    from ..tensor import Tensor, convert_to_tensor
+    from ..tensor import Tensor
     from .elementwise import cast, divide
 
-    x = convert_to_tensor(input_tensor)
+    x = as_tensor("reduce_mean", "input_tensor", input_tensor)
     axes = normalize_axes("reduce_mean", axis, x.ndim)
     count = math.prod(x.shape[a] for a in axes)
     if x.dtype.kind in "fc":
