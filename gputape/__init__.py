@@ -65,6 +65,15 @@ from .tensor import Tensor, Variable, constant, convert_to_tensor
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # gt.distributed loads on first use: plain `import gputape` stays free of MPI.
+    if name == "distributed":
+        import importlib
+
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module 'gputape' has no attribute {name!r}")
+
 __all__ = [
     "ArgumentError", "ArgumentTypeError", "as_dtype", "bool_", "CheckpointError",
     "clip_by_global_norm", "complex128", "complex64", "constant", "convert_to_tensor",

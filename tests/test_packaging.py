@@ -145,7 +145,7 @@ def test_wheel_metadata(repo_wheel):
     assert meta["Requires-Python"] == [">=3.10"]
     assert meta["Requires-Dist"][0].startswith("numpy")
     extras = set(meta["Provides-Extra"])
-    assert {"cuda12", "cuda13", "test", "bench"} <= extras
+    assert {"cuda12", "cuda13", "test", "bench", "dist"} <= extras
     dists = " ".join(meta["Requires-Dist"])
     assert "cupy-cuda12x" in dists and "cupy-cuda13x" in dists
     assert meta.get("License-Expression") == ["MIT"] or meta.get("License") == ["MIT"]
