@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -96,8 +97,10 @@ def missing(rank: int, size: int) -> dict:
     return {"error": None}
 
 
-def nccl(rank: int, size: int) -> dict:
-    device = f"gpu:{dist.local_rank()}"
+def gpu(rank: int, size: int) -> dict:
+    """GPU tensors averaged by the backend the environment picks (NCCL, or MPI staging them
+    through the host); each rank on its own GPU when ``GPU_PER_RANK=1``, else all on gpu:0."""
+    device = f"gpu:{dist.local_rank()}" if os.environ.get("GPU_PER_RANK") == "1" else "gpu:0"
     with gt.device(device):
         mean = dist.allreduce(gt.constant([float(rank), rank + 1.0]))
         w = gt.Variable([1.0, 2.0])
@@ -116,7 +119,7 @@ def main() -> None:
     elif scenario == "broadcast":
         result = broadcast(rank, size, root=int(sys.argv[3]))
     else:
-        scenarios = {"nones": nones, "mismatch": mismatch, "missing": missing, "nccl": nccl}
+        scenarios = {"nones": nones, "mismatch": mismatch, "missing": missing, "gpu": gpu}
         result = scenarios[scenario](rank, size)
     result.update(rank=rank, size=size)
     (out / f"rank{rank}.json").write_text(json.dumps(result))

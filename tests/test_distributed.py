@@ -144,13 +144,33 @@ def test_example_matches_single_process_training():
         assert per_rank["0/2"][step] == pytest.approx(loss, rel=1e-9)
 
 
+def _gpu_count() -> int:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # noqa: BLE001 - no CuPy or no driver: no GPU
+        return 0
+
+
+@pytest.mark.gpu
+@needs_mpi
+def test_gpu_tensors_staged_through_mpi(tmp_path):
+    if _gpu_count() < 1:
+        pytest.skip("no CUDA device (CuPy sees no GPU)")
+    ranks = _run(tmp_path, "gpu", env={"GPUTAPE_DEVICE": "", "GPUTAPE_DIST_BACKEND": "mpi",
+                                       "GPUTAPE_MPI_CUDA_AWARE": "0"})
+    for r in ranks:
+        assert r["backend"] == "mpi" and r["device"] == "gpu:0"
+        assert r["mean"] == [0.5, 1.5] and r["grad"] == [3.0, 6.0]
+
+
 @pytest.mark.gpu
 @needs_mpi
 def test_nccl_on_two_gpus(tmp_path):
-    cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
-    if cupy.cuda.runtime.getDeviceCount() < 2:
+    if _gpu_count() < 2:
         pytest.skip("the NCCL tests need 2 GPUs (one process per GPU)")
-    ranks = _run(tmp_path, "nccl", env={"GPUTAPE_DEVICE": ""})
+    ranks = _run(tmp_path, "gpu", env={"GPUTAPE_DEVICE": "", "GPU_PER_RANK": "1"})
     for r in ranks:
         assert r["backend"] == "nccl" and r["device"] == f"gpu:{r['rank']}"
         assert r["mean"] == [0.5, 1.5] and r["grad"] == [3.0, 6.0]
