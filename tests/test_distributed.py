@@ -251,6 +251,7 @@ def test_disagreement_names_every_ranks_call():
 @pytest.mark.parametrize("call, words", [
     (lambda: dist.communicator("gloo"), ["unknown backend 'gloo'", "hint"]),
     (lambda: dist.allreduce([1.0]), ["allreduce", "float", "hint"]),
+    (lambda: dist.allreduce(gt.constant([1, 2])), ["allreduce", "int32", "gt.cast"]),
     (lambda: dist.broadcast_variables([gt.constant(1.0)]), ["broadcast_variables", "Tensor"]),
     (lambda: dist.communicator().broadcast([np.ones(2)], root=3), ["root=3", "hint"]),
     (lambda: dist.DistributedGradientTape("tape"), ["GradientTape", "str", "hint"]),

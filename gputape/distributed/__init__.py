@@ -140,6 +140,12 @@ def _allreduce_arrays(arrays: list, bucket_bytes: int, what: str) -> list:
     gpu = any(not _on_host(arrays[i]) for i in present)
     comm = communicator(gpu=gpu)
     comm.agree(what, arrays)
+    for i in present:  # after agree(): every rank sees the same dtypes and raises alike
+        if arrays[i].dtype.kind not in "fc":
+            raise DistributedError(
+                f"{what}: element {i} has dtype {arrays[i].dtype}; the mean over processes is "
+                f"taken of floating-point tensors only; hint: gt.cast(x, gt.float32)"
+            )
     out = list(arrays)
     if comm.size == 1 or not present:
         return out

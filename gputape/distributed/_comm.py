@@ -17,6 +17,7 @@ from ..errors import GputapeError
 __all__ = ["Communicator", "DistributedError", "SingleProcess"]
 
 _SIGNATURE_BYTES = 16
+_yield_core = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 class DistributedError(GputapeError, RuntimeError):
@@ -115,21 +116,21 @@ class SingleProcess(Communicator):
 
 
 def wait(request, what: str, rank: int, size: int) -> None:
-    """Wait for a non-blocking MPI request, at most ``GPUTAPE_DIST_TIMEOUT`` seconds."""
-    start = time.monotonic()
-    deadline = start + timeout_seconds()
-    pause = 1e-5
-    while not request.Test():
-        now = time.monotonic()
-        if now - start < 2e-3:
-            continue  # a busy wait first: most collectives answer within microseconds
-        if now > deadline:
-            raise DistributedError(
-                f"{what}: rank {rank} of {size} waited {timeout_seconds():g} s and the other "
-                f"ranks did not make the same call; hint: every rank must call the same "
-                f"collectives in the same order (raise GPUTAPE_DIST_TIMEOUT if a rank is only "
-                f"slow); the group cannot be used after this error"
-            )
-        time.sleep(pause)
-        pause = min(pause * 2, 1e-3)
+    """Wait for a non-blocking MPI request, at most ``GPUTAPE_DIST_TIMEOUT`` seconds.
 
+    Polling drives MPI's progress, so it never sleeps: it yields the core between polls, which
+    lets a rank sharing the core with this one run.
+    """
+    deadline = time.monotonic() + timeout_seconds()
+    polls = 0
+    while not request.Test():
+        polls += 1
+        if polls & 255 == 0:
+            if time.monotonic() > deadline:
+                raise DistributedError(
+                    f"{what}: rank {rank} of {size} waited {timeout_seconds():g} s and the other "
+                    f"ranks did not make the same call; hint: every rank must call the same "
+                    f"collectives in the same order (raise GPUTAPE_DIST_TIMEOUT if a rank is "
+                    f"only slow); the group cannot be used after this error"
+                )
+            _yield_core()

@@ -53,9 +53,10 @@ class MPICommunicator(Communicator):
 
     def _allreduce_sum(self, array):
         if isinstance(array, np.ndarray) or self.cuda_aware:
-            out = _copy(array)
-            self._sync(out)
-            wait(self._comm.Iallreduce(self._MPI.IN_PLACE, out, op=self._MPI.SUM),
+            send = _contiguous(array)
+            out = _empty_like(send)  # reduced straight into a new buffer: no copy of the input
+            self._sync(send)
+            wait(self._comm.Iallreduce(send, out, op=self._MPI.SUM),
                  "allreduce", self.rank, self.size)
             return out
         host = array.get()
@@ -93,6 +94,19 @@ class MPICommunicator(Communicator):
             import cupy
 
             cupy.cuda.get_current_stream().synchronize()
+
+
+def _contiguous(array):
+    if array.flags.c_contiguous:
+        return array
+    return _copy(array)
+
+
+def _empty_like(array):
+    if isinstance(array, np.ndarray):
+        return np.empty(array.shape, array.dtype)
+    with array.device:
+        return type(array)(array.shape, array.dtype)
 
 
 def _copy(array):
