@@ -1,6 +1,8 @@
 """``python -m bench``: run the workload suite on every available device and print a table.
 
-Example: ``python -m bench --sizes small --workloads sum_xy,mlp_step --json results.json``
+Example: ``python -m bench --sizes small --workloads sum_xy,mlp_step --json results.json``;
+``python -m bench --workloads none --distributed 2`` runs only the data-parallel benchmark
+(``bench.distributed``, over 2 local MPI ranks).
 """
 
 from __future__ import annotations
@@ -43,9 +45,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--memory", action="store_true",
                         help="also measure the peak memory of one call on the CPU (Linux; one "
                              "fresh process per workload and framework)")
+    parser.add_argument("--distributed", type=int, default=0, metavar="RANKS",
+                        help="also run bench.distributed (allreduce and a data-parallel step) "
+                             "over RANKS local MPI ranks with mpiexec; its results go under "
+                             "'distributed' in the JSON (skipped, saying why, without mpi4py or "
+                             "mpiexec)")
     parser.add_argument("--compare", metavar="PATH",
                         help="compare with an earlier --json file; exit 1 on a >10%% regression")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.distributed < 0:
+        parser.error(f"--distributed {args.distributed}: give a number of ranks (0: off)")
+    return args
 
 
 def _sizes(spec: str) -> "list[int]":
@@ -109,7 +119,12 @@ def run(args) -> dict:
     meta = _meta(has_gpu)
     if args.peers:
         meta["peers"] = _versions(installed(args.peers))
-    return {"meta": meta, "results": rows}
+    report = {"meta": meta, "results": rows}
+    if getattr(args, "distributed", 0):
+        from .distributed import spawn
+
+        report["distributed"] = spawn(args.distributed, repeat=args.repeat)
+    return report
 
 
 def _row(workload, size, device, framework, median_s, spread_s, repeats) -> dict:
@@ -187,6 +202,10 @@ def main(argv=None) -> int:
     report = run(args)
     print(f"gputape {report['meta']['gputape']} | GPU: {report['meta']['gpu']}")
     print(format_table(report))
+    if "results" in report.get("distributed", {}):
+        from .distributed import format_report
+
+        print(format_report(report["distributed"]))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)
