@@ -50,10 +50,7 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     result._uid = _next_uid()
     tapes = recording.tapes
     if tapes:
-        if prim.differentiable and out.dtype.kind in "fc":
-            record(tapes, prim, tensors, params, result)
-        else:
-            note_blocked(tapes, prim, tensors, result)
+        track(tapes, prim, tensors, params, result)
     return result
 
 
@@ -79,10 +76,7 @@ def _apply_general(prim: Primitive, args: tuple, params: dict) -> Tensor:
     result = Tensor._wrap(out)
     tapes = recording.tapes
     if tapes:
-        if prim.differentiable and out.dtype.kind in "fc":
-            record(tapes, prim, tensors, params, result)
-        else:
-            note_blocked(tapes, prim, tensors, result)
+        track(tapes, prim, tensors, params, result)
     return result
 
 
@@ -180,6 +174,15 @@ def _defer(prim: Primitive, tensors, params: dict, xp) -> "Tensor | None":
     result = defer(prim, tensors, params, xp, shape, dtype, device_of(tensors[0]._data))
     record(tapes, prim, tensors, params, result)
     return result
+
+
+def track(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) -> None:
+    """Tell the recording ``tapes`` about a computed ``result``: an entry when gradients can
+    flow through it, else a note for ``explain``."""
+    if prim.differentiable and result._data.dtype.kind in "fc":
+        record(tapes, prim, tensors, params, result)
+    else:
+        note_blocked(tapes, prim, tensors, result)
 
 
 def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) -> None:
