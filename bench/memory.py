@@ -1,7 +1,8 @@
 """Peak memory of one workload call, measured in a fresh process per (framework, workload).
 
 The child builds the workload, runs it twice (lazy initialisation, caches), hands freed heap
-back to the kernel (``malloc_trim``), resets the kernel's high-water mark of its resident set
+back to the kernel (``malloc_trim``; for gputape, its pool of host buffers too, else the third
+run would reuse memory the process already holds), resets the kernel's high-water mark of its resident set
 (``/proc/self/clear_refs``), runs the workload once more and reports how far the resident set
 rose above where it started: the memory one forward + gradient needs beyond its inputs.
 Linux only; elsewhere the runner reports no memory column.
@@ -58,10 +59,12 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _measure(run) -> int:
+def _measure(run, release=None) -> int:
     run()
     run()
     gc.collect()
+    if release is not None:
+        release()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
@@ -80,8 +83,10 @@ def _child(framework: str, workload: str, size: int) -> int:
     if framework == "gputape":
         from .workloads import WORKLOADS
 
+        from gputape.hostpool import release
+
         build = {w.name: w.build for w in WORKLOADS}[workload]
-        return _measure(build(size, "cpu", rng))
+        return _measure(build(size, "cpu", rng), release)
     from .peers import PEERS
 
     builders, _ = PEERS[framework][1]("cpu")

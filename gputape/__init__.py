@@ -11,6 +11,7 @@
 
 from . import (
     debugging,
+    hostpool,
     nest,
     nn,  # noqa: E402 - needs the ops above
     optimizers,
@@ -80,6 +81,7 @@ __all__ = [
     "custom_gradient", "debugging", "default_device", "Device", "device", "DeviceError",
     "DeviceMismatchError", "DTypeError", "float16", "float32", "float64", "from_dlpack",
     "GputapeError", "grad", "GradientRuleError", "gradients_function", "GradientTape", "hessian",
+    "hostpool",
     "IndexOutOfRangeError", "int16", "int32", "int64", "int8", "list_devices", "load", "nest",
     "nn", "optimizers", "save", "ShapeError", "TapeError", "TapeTypeError", "TapeValueError",
     "Tensor", "testing", "uint8", "UnconnectedGradients", "UnconnectedGradientWarning",

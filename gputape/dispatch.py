@@ -16,6 +16,8 @@ from . import dtypes
 from ._state import TapeEntry, recording
 from .device import default_device, device_of, move, namespace_of
 from .errors import ArgumentError, DeviceMismatchError, DTypeError, GputapeError, ShapeError
+from .hostpool import MIN_BYTES as _POOL_MIN
+from .hostpool import pooled_numpy
 from .registry import Primitive
 from .tensor import Tensor, Variable, _ids
 
@@ -29,14 +31,19 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     if tensors is None:
         return _apply_general(prim, args, params)
     # The host fast path: the generic NumPy forward on operands that need no conversion.
+    # Large operands get NumPy with pooled results (gputape.hostpool).
     forward = prim.forward
+    first = tensors[0]._data
+    xp = np
+    if first.nbytes >= _POOL_MIN or (len(tensors) > 1 and tensors[1]._data.nbytes >= _POOL_MIN):
+        xp = pooled_numpy
     try:
         if params:
-            out = forward(np, *[t._data for t in tensors], **params)
+            out = forward(xp, *[t._data for t in tensors], **params)
         elif len(tensors) == 1:
-            out = forward(np, tensors[0]._data)
+            out = forward(xp, first)
         else:
-            out = forward(np, tensors[0]._data, tensors[1]._data)
+            out = forward(xp, first, tensors[1]._data)
     except GputapeError:
         raise
     except (ValueError, TypeError, IndexError) as exc:

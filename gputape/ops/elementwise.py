@@ -6,8 +6,6 @@ the gradient to ``x`` where ``x >= y``, ``d/dp x**p`` is 0 where ``x <= 0``).
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..dispatch import apply
 from ..registry import defvjp, primitive
 
@@ -33,16 +31,16 @@ DIVIDE = defvjp(primitive("divide", lambda xp, x, y: xp.true_divide(x, y), ("x",
 def _pow_forward(xp, x, p):
     # NumPy's power takes the general (exp/log) route even for small integer exponents, about
     # 7x slower than multiplying; x*x, x*x*x and (x*x)**2 round at most one ulp differently.
-    if xp is np and p.ndim == 0 and x.ndim and x.dtype.kind == "f":
+    if xp.__name__ == "numpy" and p.ndim == 0 and x.ndim and x.dtype.kind == "f":
         exponent = float(p)
         if exponent == 2.0:
-            return np.multiply(x, x)
+            return xp.multiply(x, x)
         if exponent == 3.0:
-            out = np.multiply(x, x)
-            return np.multiply(out, x, out=out)
+            out = xp.multiply(x, x)
+            return xp.multiply(out, x, out=out)
         if exponent == 4.0:
-            out = np.multiply(x, x)
-            return np.multiply(out, out, out=out)
+            out = xp.multiply(x, x)
+            return xp.multiply(out, out, out=out)
     return xp.power(x, p)
 
 

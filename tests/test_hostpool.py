@@ -1,0 +1,197 @@
+"""The pool of large host buffers: reuse only once nothing refers to a buffer, limits, fallbacks,
+and results identical to plain NumPy."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import gputape as gt
+from gputape import hostpool
+from gputape.hostpool import HostPool, pooled_numpy
+
+KB = 1 << 10
+
+
+def _pool(limit=1 << 24):
+    return HostPool(limit_bytes=limit, min_bytes=4 * KB)
+
+
+def test_a_buffer_is_reused_once_its_array_is_gone():
+    pool = _pool()
+    a = pool.empty((1024, 2), np.float32)
+    address = a.ctypes.data
+    del a
+    b = pool.empty((2048,), np.float32)
+    assert b.ctypes.data == address
+    assert pool.stats()["buffers"] == 1
+
+
+@pytest.mark.parametrize("derive", [
+    lambda a: a[::2],
+    lambda a: a.reshape(2, -1).T,
+    lambda a: a.view(np.int32),
+    lambda a: a[10:][5:],
+    lambda a: np.asarray(a),
+    lambda a: memoryview(a),
+], ids=["slice", "reshape-transpose", "view-dtype", "slice-of-slice", "asarray", "memoryview"])
+def test_a_buffer_stays_taken_while_anything_made_from_it_lives(derive):
+    pool = _pool()
+    a = pool.empty((2048,), np.float32)
+    a[:] = 1.0
+    kept = derive(a)
+    snapshot = np.array(kept, copy=True)
+    del a
+    b = pool.empty((2048,), np.float32)
+    b[:] = 7.0
+    np.testing.assert_array_equal(np.asarray(kept), snapshot)
+    del kept, b
+    assert pool.stats()["buffers"] == 2
+    assert pool.stats()["idle"] == pool.stats()["held"]
+
+
+def test_small_and_oversized_requests_are_plain_arrays():
+    pool = _pool(limit=64 * KB)
+    small = pool.empty((16,), np.float32)
+    huge = pool.empty((1 << 16,), np.float32)  # 256 KB > the limit
+    assert small.base is None and huge.base is None
+    assert pool.stats() == {"held": 0, "idle": 0, "buffers": 0}
+
+
+def test_the_limit_drops_idle_buffers_first_then_allocates_outside():
+    pool = _pool(limit=64 * KB)
+    a = pool.empty((8 * KB,), np.float32)  # 32 KB
+    b = pool.empty((4 * KB,), np.float32)  # 16 KB
+    del a
+    c = pool.empty((10 * KB,), np.float32)  # 40 KB: fits once the idle 32 KB are dropped
+    assert pool.stats()["held"] == 56 * KB
+    d = pool.empty((8 * KB,), np.float32)  # no idle buffer left to drop: outside the pool
+    assert d.base is None
+    assert not np.shares_memory(c, b)
+    del b, c
+    assert pool.release() == 56 * KB
+    assert pool.stats() == {"held": 0, "idle": 0, "buffers": 0}
+
+
+def test_zero_limit_turns_the_pool_off():
+    pool = HostPool(limit_bytes=0, min_bytes=1)
+    assert pool.empty((1000,), np.float64).base is None
+
+
+def test_the_environment_sets_the_limit(monkeypatch):
+    monkeypatch.setenv("GPUTAPE_HOST_POOL_MB", "2")
+    assert hostpool._limit_from_environment() == 2 << 20
+    monkeypatch.setenv("GPUTAPE_HOST_POOL_MB", "lots")
+    with pytest.raises(ValueError, match="GPUTAPE_HOST_POOL_MB='lots'.*hint"):
+        hostpool._limit_from_environment()
+
+
+@pytest.mark.parametrize("args", [
+    lambda x: (x, x.astype(np.float64)),  # mixed dtypes promote
+    lambda x: (x, x[:1]),  # broadcasting
+    lambda x: (x.astype(np.int64), 2),  # integers
+    lambda x: (x, np.float64(2.0)),  # a strong scalar of another dtype
+], ids=["mixed-dtypes", "broadcast", "integers", "float64-scalar"])
+def test_pooled_ufuncs_leave_other_cases_to_numpy(args):
+    x = np.linspace(0.5, 1.5, 1 << 17, dtype=np.float32)
+    operands = args(x)
+    got = pooled_numpy.multiply(*operands)
+    want = np.multiply(*operands)
+    assert got.dtype == want.dtype and got.base is None
+    np.testing.assert_array_equal(got, want)
+
+
+def test_pooled_ufuncs_match_numpy_bit_for_bit():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.5, 1.5, 1 << 17).astype(np.float32)
+    y = rng.uniform(0.5, 1.5, 1 << 17).astype(np.float32)
+    for name in ("add", "multiply", "true_divide", "power", "maximum"):
+        got = getattr(pooled_numpy, name)(x, y)
+        assert got.base is not None, name  # it did come from the pool
+        np.testing.assert_array_equal(got, getattr(np, name)(x, y))
+    for name in ("sin", "cos", "exp", "log", "tanh", "sqrt", "negative"):
+        np.testing.assert_array_equal(getattr(pooled_numpy, name)(x), getattr(np, name)(x))
+    np.testing.assert_array_equal(pooled_numpy.multiply(x, 2.5), x * np.float32(2.5))
+    np.testing.assert_array_equal(pooled_numpy.add.reduce(x), np.add.reduce(x))
+
+
+def test_live_tensors_never_share_a_pooled_buffer():
+    rng = np.random.default_rng(0)
+    n = 1 << 17  # 512 KB in float32: pooled
+    x = gt.constant(rng.uniform(0.5, 1.5, n).astype(np.float32))
+    y = gt.constant(rng.uniform(0.5, 1.5, n).astype(np.float32))
+    kept = []
+    for _ in range(3):
+        with gt.GradientTape(persistent=True) as tape:
+            tape.watch([x, y])
+            parts = [x * y, x**3, gt.sin(y), x**3 * gt.sin(y)]
+            loss = gt.reduce_sum(parts[0] + parts[3])
+        kept += parts + list(tape.gradient(loss, [x, y]))
+    arrays = [t.numpy() for t in kept]  # copies: values now
+    for i, a in enumerate(kept):
+        for b in kept[i + 1:]:
+            assert not np.shares_memory(a._data, b._data)
+    xs, ys = x.numpy().astype(np.float64), y.numpy().astype(np.float64)
+    np.testing.assert_allclose(arrays[4], ys + 3 * xs**2 * np.sin(ys), rtol=1e-5)
+    np.testing.assert_allclose(arrays[5], xs + xs**3 * np.cos(ys), rtol=1e-5)
+
+
+def test_gradients_are_the_same_with_and_without_the_pool(monkeypatch):
+    rng = np.random.default_rng(1)
+    n = 1 << 17
+    x = gt.constant(rng.uniform(0.5, 1.5, n).astype(np.float32))
+    y = gt.constant(rng.uniform(0.5, 1.5, n).astype(np.float32))
+
+    def grads():
+        with gt.GradientTape() as tape:
+            tape.watch([x, y])
+            loss = gt.reduce_sum(x * y + x**3 * gt.sin(y))
+        return [g.numpy() for g in tape.gradient(loss, [x, y])]
+
+    pooled = grads()
+    assert hostpool.stats()["held"] > 0
+    monkeypatch.setattr(hostpool.POOL, "limit_bytes", 0)
+    plain = grads()
+    for a, b in zip(pooled, plain):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_steps_reuse_the_same_buffers():
+    rng = np.random.default_rng(2)
+    n = 1 << 17
+    x = gt.constant(rng.uniform(0.5, 1.5, n).astype(np.float32))
+
+    def step():
+        with gt.GradientTape() as tape:
+            tape.watch(x)
+            loss = gt.reduce_sum(gt.sin(x) * x)
+        return tape.gradient(loss, x)
+
+    step()
+    held = hostpool.stats()["held"]
+    for _ in range(20):
+        step()
+    assert hostpool.stats()["held"] == held
+
+
+def test_threads_never_get_a_buffer_in_use():
+    pool = _pool(limit=1 << 26)
+    errors = []
+
+    def work(seed):
+        for i in range(200):
+            a = pool.empty((4096,), np.float32)
+            a[:] = seed
+            b = pool.empty((4096,), np.float32)
+            b[:] = -seed
+            if not (np.all(a == seed) and np.all(b == -seed)):
+                errors.append((seed, i))
+
+    threads = [threading.Thread(target=work, args=(s + 1,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
