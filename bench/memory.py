@@ -2,9 +2,10 @@
 
 The child builds the workload, runs it twice (lazy initialisation, caches), hands freed heap
 back to the kernel (``malloc_trim``; for gputape, its pool of host buffers too, else the third
-run would reuse memory the process already holds), resets the kernel's high-water mark of its resident set
-(``/proc/self/clear_refs``), runs the workload once more and reports how far the resident set
-rose above where it started: the memory one forward + gradient needs beyond its inputs.
+run would reuse memory the process already holds), resets the kernel's high-water mark of its
+resident set (``/proc/self/clear_refs``), runs the workload once more and reports how far the
+resident set rose above where it started: the memory one forward + gradient needs beyond its
+inputs.
 Linux only; elsewhere the runner reports no memory column.
 
 Child usage: ``python -m bench.memory FRAMEWORK WORKLOAD SIZE``; prints the peak in bytes.
@@ -81,9 +82,9 @@ def _child(framework: str, workload: str, size: int) -> int:
 
     rng = np.random.default_rng(0)
     if framework == "gputape":
-        from .workloads import WORKLOADS
-
         from gputape.hostpool import release
+
+        from .workloads import WORKLOADS
 
         build = {w.name: w.build for w in WORKLOADS}[workload]
         return _measure(build(size, "cpu", rng), release)

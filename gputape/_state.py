@@ -11,6 +11,9 @@ class _Recording(threading.local):
         self.tapes: list = []
         # The entry whose gradient rule is running, while check_numerics is on.
         self.backward_of = None
+        # True while a backward walk that no tape records runs rules on host arrays: ops
+        # given arrays then return arrays (dispatch.apply_to_arrays).
+        self.arrays = False
 
 
 recording = _Recording()

@@ -17,8 +17,11 @@ from . import dispatch
 from ._state import recording
 from .debugging import check_gradient
 from .device import namespace_of
+from .hostpool import MIN_BYTES, pooled_numpy
 from .registry import Primitive
 from .tensor import Tensor
+
+_ndarray = np.ndarray
 
 
 def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
@@ -31,23 +34,47 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
 
     With ``consume``, the walk empties ``entries`` and lets go of each entry once it is done,
     so the arrays the forward pass saved are freed (and their memory reused) during the walk.
+
+    When no tape records the walk, nothing checks numerics and everything stays on the host,
+    the walk runs in array mode: cotangents are NumPy arrays, small entries' rules get arrays
+    (the ops they call then return arrays: ``dispatch.apply_to_arrays``), and only the results
+    become tensors. The rules are the same; only their operands are cheaper.
     """
-    if not dispatch.checking_numerics:
-        return _walk(entries, seeds, sources, batch, consume, False)
-    outer = recording.backward_of
-    try:
-        return _walk(entries, seeds, sources, batch, consume, True)
-    finally:
-        recording.backward_of = outer
-
-
-def _walk(entries: list, seeds: "list[tuple]", sources: set, batch: int, consume: bool,
-          checking: bool) -> dict:
-    from .ops import add
-
     needed, feeds = _prune(entries, sources)
     if consume:
         entries.clear()
+    if dispatch.checking_numerics:
+        outer = recording.backward_of
+        try:
+            return _walk(needed, seeds, sources, feeds, batch, consume, True)
+        finally:
+            recording.backward_of = outer
+    if recording.tapes or not _host_only(needed, seeds):
+        return _walk(needed, seeds, sources, feeds, batch, consume, False)
+    outer = recording.arrays
+    recording.arrays = True
+    try:
+        found = _walk_arrays(needed, seeds, sources, feeds, batch)
+    finally:
+        recording.arrays = outer
+    return {uid: Tensor._wrap(array) for uid, array in found.items()}
+
+
+def _host_only(needed: list, seeds: "list[tuple]") -> bool:
+    for _, seed in seeds:
+        if type(seed) is not Tensor or type(seed._data) is not _ndarray:
+            return False
+    for entry in needed:
+        prim = entry.prim
+        if not prim.array_rules or "numpy" in prim.deferrable:  # pending results stay pending
+            return False
+    return True
+
+
+def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: int,
+          consume: bool, checking: bool) -> dict:
+    from .ops import add
+
     # When no tape records this walk, nobody else sees the sums the walk makes itself, so
     # later contributions are added into them in place (the ids in ``owned``).
     in_place = not recording.tapes
@@ -64,30 +91,9 @@ def _walk(entries: list, seeds: "list[tuple]", sources: set, batch: int, consume
         g = cotangents.get(out_uid) if out_uid in sources else cotangents.pop(out_uid, None)
         if g is None:
             continue
-        prim: Primitive = entry.prim
-        inputs = entry.inputs
-        params = entry.params
         if checking:
             recording.backward_of = entry  # named by errors from ops the rules run
-        together = _together(prim, g, entry, feeds) if prim.joint_rules else None
-        rules = prim.vjps
-        for index, inp in enumerate(inputs):
-            uid = inp._uid
-            if uid not in feeds:
-                continue
-            if together is not None:
-                grad = together[index]
-            elif prim.vjp_any is not None:
-                grad = prim.vjp_any(index, g, output, *inputs, **params)
-            elif index < len(rules) and rules[index] is not None:
-                if params:
-                    grad = rules[index](g, output, *inputs, **params)
-                else:
-                    grad = rules[index](g, output, *inputs)
-            else:
-                continue
-            if grad is None:
-                continue
+        for index, inp, grad in _cotangents(entry, g, entry.inputs, output, feeds):
             if checking:
                 check_gradient(entry, index, grad)
             if batch:
@@ -103,6 +109,7 @@ def _walk(entries: list, seeds: "list[tuple]", sources: set, batch: int, consume
                     grad = fit(grad, inp)
             elif grad.shape != inp.shape or grad.dtype != inp.dtype:
                 grad = fit(grad, inp)
+            uid = inp._uid
             previous = cotangents.get(uid)
             if previous is None:
                 cotangents[uid] = grad
@@ -115,22 +122,140 @@ def _walk(entries: list, seeds: "list[tuple]", sources: set, batch: int, consume
     return {uid: cotangents[uid] for uid in sources if uid in cotangents}
 
 
+def _walk_arrays(needed: list, seeds: "list[tuple]", sources: set, feeds: set,
+                 batch: int) -> dict:
+    """:func:`_walk` in array mode: the same loop over host arrays (``recording.arrays`` is
+    set), with every sum the walk makes its own to add into."""
+    owned: set = set()
+    batch_shape = ()
+    cotangents: dict = {}
+    for target, seed in seeds:
+        uid = target._uid
+        previous = cotangents.get(uid)
+        cotangents[uid] = seed._data if previous is None else previous + seed._data
+        batch_shape = seed.shape[:batch]
+    while needed:  # a list of our own (from _prune): popping frees each entry once done
+        entry = needed.pop()
+        output = entry.output
+        out_uid = output._uid
+        g = cotangents.get(out_uid) if out_uid in sources else cotangents.pop(out_uid, None)
+        if g is None:
+            continue
+        prim: Primitive = entry.prim
+        inputs = entry.inputs
+        if g.nbytes >= MIN_BYTES or prim.host_joint_rules or prim.vjp_any is not None:
+            # Large cotangents go through tensor ops (pooled results); joint rules and rules of
+            # variable arity take the general route.
+            found = _tensor_cotangents(entry, g, inputs, output, feeds)
+        else:
+            found = []
+            rules = prim.vjps
+            params = entry.params
+            ans = output._data
+            arrays = [t._data for t in inputs]
+            for index, inp in enumerate(inputs):
+                if inp._uid in feeds and index < len(rules) and rules[index] is not None:
+                    if params:
+                        grad = rules[index](g, ans, *arrays, **params)
+                    else:
+                        grad = rules[index](g, ans, *arrays)
+                    if grad is not None:
+                        found.append((index, None, grad))
+        for index, _, grad in found:
+            if type(grad) is not _ndarray:
+                grad = _as_array(grad)
+            inp = inputs[index]
+            want = inp._data
+            if grad.shape != batch_shape + want.shape or grad.dtype is not want.dtype:
+                grad = _fit_array(grad, want, batch_shape)
+            uid = inp._uid
+            previous = cotangents.get(uid)
+            if previous is None:
+                cotangents[uid] = grad
+            elif uid in owned:
+                np.add(previous, grad, out=previous)
+            else:
+                xp = pooled_numpy if previous.nbytes >= MIN_BYTES else np
+                total = xp.add(previous, grad)
+                cotangents[uid] = total if type(total) is _ndarray else np.asarray(total)
+                owned.add(uid)
+    return {uid: cotangents[uid] for uid in sources if uid in cotangents}
+
+
+def _cotangents(entry, g, inputs, output, feeds: set):
+    """``(index, input, cotangent)`` for each input of ``entry`` a source feeds and its rule
+    connects; ``inputs`` and ``output`` are handed to the rules (tensors or arrays)."""
+    prim: Primitive = entry.prim
+    params = entry.params
+    together = _together(prim, g, entry, inputs, output, feeds) if prim.joint_rules else None
+    rules = prim.vjps
+    for index, inp in enumerate(entry.inputs):
+        if inp._uid not in feeds:
+            continue
+        if together is not None:
+            grad = together[index]
+        elif prim.vjp_any is not None:
+            grad = prim.vjp_any(index, g, output, *inputs, **params)
+        elif index < len(rules) and rules[index] is not None:
+            if params:
+                grad = rules[index](g, output, *inputs, **params)
+            else:
+                grad = rules[index](g, output, *inputs)
+        else:
+            continue
+        if grad is not None:
+            yield index, inp, grad
+
+
+def _tensor_cotangents(entry, g, inputs, output, feeds: set) -> list:
+    """The cotangents of one entry computed with tensor ops (array mode paused)."""
+    recording.arrays = False
+    try:
+        return list(_cotangents(entry, Tensor._wrap(g), inputs, output, feeds))
+    finally:
+        recording.arrays = True
+
+
+def _as_array(grad):
+    if isinstance(grad, Tensor):
+        grad = grad._data
+    return grad if type(grad) is _ndarray else np.asarray(grad)
+
+
+def _fit_array(grad, like, batch_shape: tuple):
+    """:func:`fit` for arrays: ``grad`` summed or broadcast to ``batch_shape + like.shape`` and
+    cast to ``like``'s dtype."""
+    from .ops.reduction import _sum_to_axes, _sum_to_forward
+
+    want = batch_shape + like.shape
+    if grad.shape != want:
+        batch = len(batch_shape)
+        if grad.ndim - batch >= like.ndim and _sum_to_axes(grad.shape[batch:], like.shape):
+            grad = _sum_to_forward(np, grad, like.shape, batch)
+        if grad.shape != want:
+            grad = np.broadcast_to(grad, want)
+    if grad.dtype != like.dtype:
+        grad = grad.astype(like.dtype)
+    return np.asarray(grad)
+
+
 def _popping(entries: list):
     """``reversed(entries)``, removing each entry from the list as it is handed out."""
     while entries:
         yield entries.pop()
 
 
-def _together(prim: Primitive, g, entry, feeds: set) -> "list | None":
+def _together(prim: Primitive, g, entry, inputs, output, feeds: set) -> "list | None":
     """Every input's cotangent from one joint rule (a user's custom gradient, or a fused
     override for ``g``'s array namespace), or ``None`` to use the per-input rules."""
     if prim.vjp_all is not None:
-        return prim.vjp_all(g, entry.output, entry.inputs, entry.params)
-    fused = prim.gradient_override("numpy" if type(g._data) is np.ndarray else "cupy")
+        return prim.vjp_all(g, output, inputs, entry.params)
+    data = g._data if isinstance(g, Tensor) else g
+    fused = prim.gradient_override("numpy" if type(data) is _ndarray else "cupy")
     if fused is None:
         return None
     needed = [t._uid in feeds for t in entry.inputs]
-    return fused(g, entry.output, entry.inputs, entry.params, needed)
+    return fused(g, output, inputs, entry.params, needed)
 
 
 def _add_into(total, grad) -> None:

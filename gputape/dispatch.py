@@ -62,6 +62,8 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
 
 
 def _apply_general(prim: Primitive, args: tuple, params: dict) -> Tensor:
+    if recording.arrays:
+        return apply_to_arrays(prim, args, params)
     tensors = _operands(prim, args)
     data = tensors[0]._data
     xp = np if type(data) is np.ndarray else namespace_of(data)
@@ -85,6 +87,38 @@ def _apply_general(prim: Primitive, args: tuple, params: dict) -> Tensor:
     if tapes:
         track(tapes, prim, tensors, params, result)
     return result
+
+
+def apply_to_arrays(prim: Primitive, args: tuple, params: dict):
+    """``prim`` on host arrays, returning an array: how gradient rules run in a backward walk's
+    array mode (``recording.arrays``), where no tape records and nothing needs checking (the
+    walk's inputs were checked when they were recorded). Python numbers take the dtype of the
+    arrays they are unified with, as in :func:`apply`."""
+    if prim.host_generic and not params and len(args) == 1 and type(args[0]) is _ndarray:
+        a = args[0]
+        out = prim.forward(pooled_numpy if a.nbytes >= _POOL_MIN else np, a)
+        return out if type(out) is _ndarray else np.asarray(out)
+    arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+    # NumPy scalars (what NumPy makes of 0-d results) stand for 0-d tensors: strongly typed.
+    unify = prim.unify
+    dtype = None
+    for i in unify:
+        if i < len(arrays) and isinstance(arrays[i], (_ndarray, np.generic)):
+            dtype = arrays[i].dtype
+            break
+    xp = np
+    for i, a in enumerate(arrays):
+        if type(a) is _ndarray:
+            if a.nbytes >= _POOL_MIN:
+                xp = pooled_numpy
+        elif isinstance(a, np.generic):
+            arrays[i] = np.asarray(a)
+        elif i in unify and dtypes.is_weak(a):
+            arrays[i] = np.asarray(a, dtype=dtype if dtype is not None else
+                                   dtypes.weak_dtype([a]))
+    forward = prim.implementation("numpy") if prim.overrides else prim.forward
+    out = forward(xp, *arrays, **params)
+    return out if type(out) is _ndarray else np.asarray(out)
 
 
 # Set by gputape.debugging while check_numerics is on: every result is checked for NaN/Inf.

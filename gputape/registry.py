@@ -40,7 +40,7 @@ class Primitive:
 
     __slots__ = ("name", "forward", "arg_names", "vjps", "vjp_any", "vjp_all", "differentiable",
                  "float_only", "unify", "batchable", "overrides", "grad_overrides",
-                 "deferrable", "host_generic", "joint_rules")
+                 "deferrable", "host_generic", "joint_rules", "host_joint_rules", "array_rules")
 
     def __init__(self, name: str, forward: Callable, arg_names: "tuple[str, ...]",
                  differentiable: bool = True, float_only: bool = False,
@@ -62,11 +62,15 @@ class Primitive:
         self.host_generic = True
         # True when a joint rule may compute every input's cotangent at once: the walk asks.
         self.joint_rules = False
+        self.host_joint_rules = False  # the same, for cotangents that are NumPy arrays
+        # True when the rules work on host arrays as well as on tensors (backward's array mode).
+        self.array_rules = True
 
     def refresh(self) -> None:
         """Recompute the flags the hot paths read after a rule, override or deferral changed."""
         self.host_generic = "numpy" not in self.overrides and "numpy" not in self.deferrable
         self.joint_rules = self.vjp_all is not None or bool(self.grad_overrides)
+        self.host_joint_rules = self.vjp_all is not None or "numpy" in self.grad_overrides
 
     def implementation(self, xp_name: str) -> Callable:
         """The forward to run for arrays of namespace ``xp_name``: a fused override if one is

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from .._state import recording
 from ..errors import ArgumentError, ArgumentTypeError
 from ..tensor import Tensor, _holds_tensor, _to_array, convert_to_tensor
 
@@ -15,6 +16,8 @@ def as_tensor(op: str, arg: str, value) -> Tensor:
     error naming ``op`` and its argument ``arg``, not the Tensor constructor."""
     if isinstance(value, Tensor):
         return value
+    if type(value) is np.ndarray and recording.arrays:
+        return Tensor._wrap(value)  # the backward walk's own array: no defensive copy
     if isinstance(value, (list, tuple)) and _holds_tensor(value):
         return convert_to_tensor(value)
     return Tensor._wrap(_to_array(value, None, None, op, arg))
