@@ -11,6 +11,8 @@ element and walks once); rules are written to broadcast over them.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from . import dispatch
@@ -22,6 +24,7 @@ from .registry import Primitive
 from .tensor import Tensor
 
 _ndarray = np.ndarray
+_data_of = operator.attrgetter("_data")
 
 
 def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
@@ -143,7 +146,7 @@ def _walk_arrays(needed: list, seeds: "list[tuple]", sources: set, feeds: set,
             continue
         prim: Primitive = entry.prim
         inputs = entry.inputs
-        if g.nbytes >= MIN_BYTES or prim.host_joint_rules or prim.vjp_any is not None:
+        if g.nbytes >= MIN_BYTES or not prim.plain_rules:
             # Large cotangents go through tensor ops (pooled results); joint rules and rules of
             # variable arity take the general route.
             found = _tensor_cotangents(entry, g, inputs, output, feeds)
@@ -152,7 +155,7 @@ def _walk_arrays(needed: list, seeds: "list[tuple]", sources: set, feeds: set,
             rules = prim.vjps
             params = entry.params
             ans = output._data
-            arrays = [t._data for t in inputs]
+            arrays = list(map(_data_of, inputs))
             for index, inp in enumerate(inputs):
                 if inp._uid in feeds and index < len(rules) and rules[index] is not None:
                     if params:
@@ -166,7 +169,8 @@ def _walk_arrays(needed: list, seeds: "list[tuple]", sources: set, feeds: set,
                 grad = _as_array(grad)
             inp = inputs[index]
             want = inp._data
-            if grad.shape != batch_shape + want.shape or grad.dtype is not want.dtype:
+            if grad.dtype is not want.dtype or (
+                    grad.shape != (batch_shape + want.shape if batch else want.shape)):
                 grad = _fit_array(grad, want, batch_shape)
             uid = inp._uid
             previous = cotangents.get(uid)

@@ -57,7 +57,10 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     result._uid = _next_uid()
     tapes = recording.tapes
     if tapes:
-        track(tapes, prim, tensors, params, result)
+        if prim.differentiable and out.dtype.kind in "fc":  # track(), without its call
+            record(tapes, prim, tensors, params, result)
+        else:
+            note_blocked(tapes, prim, tensors, result)
     return result
 
 
@@ -240,7 +243,11 @@ def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) 
                 _follow_shadow(tape, prim, tensors, result, False)
             continue
         if entry is None:
-            entry = TapeEntry(prim, tuple(tensors), params, result)
+            entry = _new(TapeEntry)  # no __init__ frame: this runs for every recorded op
+            entry.prim = prim
+            entry.inputs = tuple(tensors)
+            entry.params = params
+            entry.output = result
             if checking_numerics:
                 from .debugging import user_line
 

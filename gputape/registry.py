@@ -40,7 +40,8 @@ class Primitive:
 
     __slots__ = ("name", "forward", "arg_names", "vjps", "vjp_any", "vjp_all", "differentiable",
                  "float_only", "unify", "batchable", "overrides", "grad_overrides",
-                 "deferrable", "host_generic", "joint_rules", "host_joint_rules", "array_rules")
+                 "deferrable", "host_generic", "joint_rules", "host_joint_rules", "plain_rules",
+                 "array_rules")
 
     def __init__(self, name: str, forward: Callable, arg_names: "tuple[str, ...]",
                  differentiable: bool = True, float_only: bool = False,
@@ -63,6 +64,7 @@ class Primitive:
         # True when a joint rule may compute every input's cotangent at once: the walk asks.
         self.joint_rules = False
         self.host_joint_rules = False  # the same, for cotangents that are NumPy arrays
+        self.plain_rules = True  # one rule per input and no joint rule for NumPy arrays
         # True when the rules work on host arrays as well as on tensors (backward's array mode).
         self.array_rules = True
 
@@ -71,6 +73,7 @@ class Primitive:
         self.host_generic = "numpy" not in self.overrides and "numpy" not in self.deferrable
         self.joint_rules = self.vjp_all is not None or bool(self.grad_overrides)
         self.host_joint_rules = self.vjp_all is not None or "numpy" in self.grad_overrides
+        self.plain_rules = not self.host_joint_rules and self.vjp_any is None
 
     def implementation(self, xp_name: str) -> Callable:
         """The forward to run for arrays of namespace ``xp_name``: a fused override if one is
@@ -124,6 +127,7 @@ def defvjp(prim: Primitive, *rules: "Callable | None") -> Primitive:
 def defvjp_any(prim: Primitive, rule: Callable) -> Primitive:
     """Attach one rule ``rule(index, g, ans, *inputs, **params)`` for ops of variable arity."""
     prim.vjp_any = rule
+    prim.refresh()
     return prim
 
 
