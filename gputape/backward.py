@@ -49,11 +49,11 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
     if dispatch.checking_numerics:
         outer = recording.backward_of
         try:
-            return _walk(needed, seeds, sources, feeds, batch, consume, True)
+            return _walk(needed, seeds, sources, feeds, batch, True)
         finally:
             recording.backward_of = outer
     if recording.tapes or not _host_only(needed, seeds):
-        return _walk(needed, seeds, sources, feeds, batch, consume, False)
+        return _walk(needed, seeds, sources, feeds, batch, False)
     outer = recording.arrays
     recording.arrays = True
     try:
@@ -75,7 +75,7 @@ def _host_only(needed: list, seeds: "list[tuple]") -> bool:
 
 
 def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: int,
-          consume: bool, checking: bool) -> dict:
+          checking: bool) -> dict:
     from .ops import add
 
     # When no tape records this walk, nobody else sees the sums the walk makes itself, so
@@ -88,7 +88,8 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
         uid = target._uid
         previous = cotangents.get(uid)
         cotangents[uid] = seed if previous is None else add(previous, seed)
-    for entry in _popping(needed) if consume else reversed(needed):
+    while needed:  # a list of our own (from _prune): popping frees each entry once done
+        entry = needed.pop()
         output = entry.output
         out_uid = output._uid
         g = cotangents.get(out_uid) if out_uid in sources else cotangents.pop(out_uid, None)
@@ -135,7 +136,7 @@ def _walk_arrays(needed: list, seeds: "list[tuple]", sources: set, feeds: set,
     for target, seed in seeds:
         uid = target._uid
         previous = cotangents.get(uid)
-        cotangents[uid] = seed._data if previous is None else previous + seed._data
+        cotangents[uid] = seed._data if previous is None else np.asarray(previous + seed._data)
         batch_shape = seed.shape[:batch]
     while needed:  # a list of our own (from _prune): popping frees each entry once done
         entry = needed.pop()
@@ -241,12 +242,6 @@ def _fit_array(grad, like, batch_shape: tuple):
     if grad.dtype != like.dtype:
         grad = grad.astype(like.dtype)
     return np.asarray(grad)
-
-
-def _popping(entries: list):
-    """``reversed(entries)``, removing each entry from the list as it is handed out."""
-    while entries:
-        yield entries.pop()
 
 
 def _together(prim: Primitive, g, entry, inputs, output, feeds: set) -> "list | None":

@@ -120,3 +120,14 @@ def test_returned_gradients_are_not_shared_with_the_walk():
     second = tape.gradient(y, x)
     np.testing.assert_array_equal(second.numpy(), first)
     np.testing.assert_array_equal(first, 2 * np.array([1.0, 2.0, 3.0]) + 2)
+
+
+def test_a_zero_dimensional_target_listed_twice_sums_into_an_array():
+    x = gt.constant(2.0)
+    with gt.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = x * x
+    for target, want in (([x, x], 2.0), ([y, y], 8.0)):
+        grad = tape.gradient(target, x)
+        assert type(grad._data) is np.ndarray and grad.shape == ()
+        assert float(grad) == want and str(grad)
