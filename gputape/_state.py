@@ -19,17 +19,14 @@ class _Recording(threading.local):
 recording = _Recording()
 
 
-class TapeEntry:
-    """One recorded op application: what its gradient rules need, and nothing else."""
-
-    # ``where`` (the user's source line) is only set while check_numerics is on.
-    __slots__ = ("prim", "inputs", "params", "output", "where")
-
-    def __init__(self, prim, inputs: tuple, params: dict, output) -> None:
-        self.prim = prim
-        self.inputs = inputs
-        self.params = params
-        self.output = output
+# A tape entry is one recorded op application, kept as a plain tuple (a tape makes one per op,
+# and a tuple is the cheapest object to make and to unpack):
+#
+#     (prim, inputs, params, output, where)
+#
+# ``inputs`` is a tuple of Tensors, ``params`` the op's static keyword parameters, ``output`` the
+# result Tensor and ``where`` the user's source line while check_numerics is on (else None).
+PRIM, INPUTS, PARAMS, OUTPUT, WHERE = range(5)
 
 
 def note_escape(tensor, how: str) -> None:

@@ -11,20 +11,16 @@ element and walks once); rules are written to broadcast over them.
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from . import dispatch
-from ._state import recording
+from ._state import INPUTS, OUTPUT, PRIM, recording
 from .debugging import check_gradient
 from .device import namespace_of
 from .hostpool import MIN_BYTES, pooled_numpy
-from .registry import Primitive
 from .tensor import Tensor
 
 _ndarray = np.ndarray
-_data_of = operator.attrgetter("_data")
 
 
 def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
@@ -68,7 +64,7 @@ def _host_only(needed: list, seeds: "list[tuple]") -> bool:
         if type(seed) is not Tensor or type(seed._data) is not _ndarray:
             return False
     for entry in needed:
-        prim = entry.prim
+        prim = entry[PRIM]
         if not prim.array_rules or "numpy" in prim.deferrable:  # pending results stay pending
             return False
     return True
@@ -90,14 +86,13 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
         cotangents[uid] = seed if previous is None else add(previous, seed)
     while needed:  # a list of our own (from _prune): popping frees each entry once done
         entry = needed.pop()
-        output = entry.output
-        out_uid = output._uid
+        out_uid = entry[OUTPUT]._uid
         g = cotangents.get(out_uid) if out_uid in sources else cotangents.pop(out_uid, None)
         if g is None:
             continue
         if checking:
             recording.backward_of = entry  # named by errors from ops the rules run
-        for index, inp, grad in _cotangents(entry, g, entry.inputs, output, feeds):
+        for index, inp, grad in _cotangents(entry, g, feeds):
             if checking:
                 check_gradient(entry, index, grad)
             if batch:
@@ -129,72 +124,116 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
 def _walk_arrays(needed: list, seeds: "list[tuple]", sources: set, feeds: set,
                  batch: int) -> dict:
     """:func:`_walk` in array mode: the same loop over host arrays (``recording.arrays`` is
-    set), with every sum the walk makes its own to add into."""
-    owned: set = set()
+    set). Small entries run their per-input rules inline; the rest go through tensor ops.
+
+    The cotangents that reach one id after its first are kept aside (``later``) and summed
+    when the id's cotangent is read: one sum instead of one call per contribution. Large ones
+    are added at once, into a sum only the walk holds (``owned``), so they never pile up.
+    """
+    sums = _Sums()
+    cotangents = sums.first
+    later = sums.later
+    give = sums.give
     batch_shape = ()
-    cotangents: dict = {}
     for target, seed in seeds:
-        uid = target._uid
-        previous = cotangents.get(uid)
-        cotangents[uid] = seed._data if previous is None else np.asarray(previous + seed._data)
         batch_shape = seed.shape[:batch]
+        give(target._uid, seed._data)
     while needed:  # a list of our own (from _prune): popping frees each entry once done
         entry = needed.pop()
-        output = entry.output
-        out_uid = output._uid
-        g = cotangents.get(out_uid) if out_uid in sources else cotangents.pop(out_uid, None)
+        prim, inputs, params, output, _ = entry
+        uid = output._uid
+        g = cotangents.pop(uid, None)
         if g is None:
             continue
-        prim: Primitive = entry.prim
-        inputs = entry.inputs
+        if uid in later:
+            g = _total(g, later.pop(uid))
+        if uid in sources:
+            cotangents[uid] = g
         if g.nbytes >= MIN_BYTES or not prim.plain_rules:
             # Large cotangents go through tensor ops (pooled results); joint rules and rules of
             # variable arity take the general route.
-            found = _tensor_cotangents(entry, g, inputs, output, feeds)
-        else:
-            found = []
-            rules = prim.vjps
-            params = entry.params
-            ans = output._data
-            arrays = list(map(_data_of, inputs))
-            for index, inp in enumerate(inputs):
-                if inp._uid in feeds and index < len(rules) and rules[index] is not None:
-                    if params:
-                        grad = rules[index](g, ans, *arrays, **params)
-                    else:
-                        grad = rules[index](g, ans, *arrays)
-                    if grad is not None:
-                        found.append((index, None, grad))
-        for index, _, grad in found:
-            if type(grad) is not _ndarray:
-                grad = _as_array(grad)
-            inp = inputs[index]
-            want = inp._data
-            if grad.dtype is not want.dtype or (
-                    grad.shape != (batch_shape + want.shape if batch else want.shape)):
-                grad = _fit_array(grad, want, batch_shape)
-            uid = inp._uid
-            previous = cotangents.get(uid)
-            if previous is None:
-                cotangents[uid] = grad
-            elif uid in owned:
-                np.add(previous, grad, out=previous)
+            for _, inp, grad in _tensor_cotangents(entry, g, feeds):
+                give(inp._uid, _fit_array(_as_array(grad), inp._data, batch_shape))
+            continue
+        rules = prim.vjps
+        ans = output._data
+        arrays = [t._data for t in inputs]
+        index = -1
+        for inp in inputs:
+            index += 1
+            in_uid = inp._uid
+            if in_uid not in feeds or rules[index] is None:
+                continue
+            if params:
+                grad = rules[index](g, ans, *arrays, **params)
             else:
-                xp = pooled_numpy if previous.nbytes >= MIN_BYTES else np
-                total = xp.add(previous, grad)
-                cotangents[uid] = total if type(total) is _ndarray else np.asarray(total)
-                owned.add(uid)
-    return {uid: cotangents[uid] for uid in sources if uid in cotangents}
+                grad = rules[index](g, ans, *arrays)
+            if grad is None:
+                continue
+            want = arrays[index]
+            if type(grad) is not _ndarray or grad.dtype is not want.dtype or (
+                    grad.shape != (batch_shape + want.shape if batch else want.shape)):
+                grad = _fit_array(_as_array(grad), want, batch_shape)
+            if in_uid in cotangents:
+                give(in_uid, grad)
+            else:
+                cotangents[in_uid] = grad
+    found = {}
+    for uid in sources:
+        g = cotangents.get(uid)
+        if g is not None:
+            found[uid] = _total(g, later.pop(uid)) if uid in later else g
+    return found
 
 
-def _cotangents(entry, g, inputs, output, feeds: set):
-    """``(index, input, cotangent)`` for each input of ``entry`` a source feeds and its rule
-    connects; ``inputs`` and ``output`` are handed to the rules (tensors or arrays)."""
-    prim: Primitive = entry.prim
-    params = entry.params
-    together = _together(prim, g, entry, inputs, output, feeds) if prim.joint_rules else None
+class _Sums:
+    """The cotangents of array mode: each id's first one, and what reached it later."""
+
+    __slots__ = ("first", "later", "owned")
+
+    def __init__(self) -> None:
+        self.first: dict = {}  # id -> array
+        self.later: dict = {}  # id -> list of small arrays, in the order they came
+        self.owned: set = set()  # ids whose first array is a sum of large ones made here
+
+    def give(self, uid: int, grad) -> None:
+        first = self.first.get(uid)
+        if first is None:
+            self.first[uid] = grad
+        elif grad.nbytes < MIN_BYTES:
+            more = self.later.get(uid)
+            if more is None:
+                self.later[uid] = [grad]
+            else:
+                more.append(grad)
+        elif uid in self.owned:
+            np.add(first, grad, out=first)
+        else:
+            total = pooled_numpy.add(first, grad)
+            self.first[uid] = total if type(total) is _ndarray else np.asarray(total)
+            self.owned.add(uid)
+
+
+def _total(first, more: list):
+    """``first`` plus every array in ``more``, added in order, as a new array."""
+    if len(more) < 8 or first.size < 2:
+        total = np.asarray(np.add(first, more[0]))
+        for grad in more[1:]:
+            np.add(total, grad, out=total)
+        return total
+    more.insert(0, first)
+    # Along the first axis of the stack NumPy adds row after row: the order of the loop above
+    # (a stack of single numbers would be summed pairwise instead, hence the size test).
+    return np.asarray(np.add.reduce(np.stack(more), axis=0))
+
+
+def _cotangents(entry: tuple, g, feeds: set):
+    """``(index, input, cotangent)`` for each input of tape ``entry`` a source feeds and its
+    rule connects, computed with tensor ops from the cotangent ``g`` of its output."""
+    prim, inputs, params, output, _ = entry
+    together = _together(entry, g, feeds) if prim.joint_rules else None
     rules = prim.vjps
-    for index, inp in enumerate(entry.inputs):
+    for index, inp in enumerate(inputs):
         if inp._uid not in feeds:
             continue
         if together is not None:
@@ -212,11 +251,11 @@ def _cotangents(entry, g, inputs, output, feeds: set):
             yield index, inp, grad
 
 
-def _tensor_cotangents(entry, g, inputs, output, feeds: set) -> list:
+def _tensor_cotangents(entry: tuple, g, feeds: set) -> list:
     """The cotangents of one entry computed with tensor ops (array mode paused)."""
     recording.arrays = False
     try:
-        return list(_cotangents(entry, Tensor._wrap(g), inputs, output, feeds))
+        return list(_cotangents(entry, Tensor._wrap(g), feeds))
     finally:
         recording.arrays = True
 
@@ -244,17 +283,18 @@ def _fit_array(grad, like, batch_shape: tuple):
     return np.asarray(grad)
 
 
-def _together(prim: Primitive, g, entry, inputs, output, feeds: set) -> "list | None":
+def _together(entry: tuple, g, feeds: set) -> "list | None":
     """Every input's cotangent from one joint rule (a user's custom gradient, or a fused
     override for ``g``'s array namespace), or ``None`` to use the per-input rules."""
+    prim, inputs, params, output, _ = entry
     if prim.vjp_all is not None:
-        return prim.vjp_all(g, output, inputs, entry.params)
+        return prim.vjp_all(g, output, inputs, params)
     data = g._data if isinstance(g, Tensor) else g
     fused = prim.gradient_override("numpy" if type(data) is _ndarray else "cupy")
     if fused is None:
         return None
-    needed = [t._uid in feeds for t in entry.inputs]
-    return fused(g, output, inputs, entry.params, needed)
+    needed = [t._uid in feeds for t in inputs]
+    return fused(g, output, inputs, params, needed)
 
 
 def _add_into(total, grad) -> None:
@@ -270,10 +310,10 @@ def _prune(entries: list, sources: set) -> "tuple[list, set]":
     feeds = set(sources)
     needed = []
     for entry in entries:
-        for inp in entry.inputs:
+        for inp in entry[INPUTS]:
             if inp._uid in feeds:
                 needed.append(entry)
-                feeds.add(entry.output._uid)
+                feeds.add(entry[OUTPUT]._uid)
                 break
     return needed, feeds
 
@@ -295,10 +335,10 @@ def fit(grad, like, batch_shape: tuple = ()):
 def batchable(entries: list, sources: set) -> bool:
     """True when every entry between the sources and the targets accepts batched cotangents."""
     needed, _ = _prune(entries, sources)
-    for entry in needed:
-        ok = entry.prim.batchable
+    for prim, _, params, _, _ in needed:
+        ok = prim.batchable
         if callable(ok):
-            ok = ok(entry.params)
+            ok = ok(params)
         if not ok:
             return False
     return True

@@ -29,7 +29,7 @@ import threading
 import numpy as np
 
 from . import dispatch
-from ._state import recording
+from ._state import PRIM, WHERE, recording
 
 __all__ = ["check_numerics", "disable_check_numerics", "enable_check_numerics"]
 
@@ -146,7 +146,7 @@ def check_op_result(prim, tensors, out) -> None:
                 f"check was on; hint: check the inputs with gt.debugging.check_numerics(x)"
             )
     # Inside a gradient rule, the forward op's advice is the useful one.
-    named = recording.backward_of.prim.name if during else prim.name
+    named = recording.backward_of[PRIM].name if during else prim.name
     hint = _HINTS.get(named, "look at the ranges of this op's inputs")
     raise FloatingPointError(
         f"check_numerics: {prim.name!r} made {bad} from finite inputs ({describe(prim, tensors)})"
@@ -154,15 +154,17 @@ def check_op_result(prim, tensors, out) -> None:
     )
 
 
-def check_gradient(entry, index: int, grad) -> None:
-    """Raise if the gradient of ``entry``'s op w.r.t. input ``index`` holds a NaN or an Inf."""
+def check_gradient(entry: tuple, index: int, grad) -> None:
+    """Raise if the gradient of tape ``entry``'s op w.r.t. input ``index`` holds a NaN or an
+    Inf."""
     bad = _count_bad(grad._data)
     if bad:
+        prim = entry[PRIM]
         raise FloatingPointError(
-            f"check_numerics: the gradient of {entry.prim.name!r} w.r.t. "
-            f"{_arg(entry.prim, index)!r} holds {bad}; the op was recorded at "
-            f"{getattr(entry, 'where', None) or 'an unknown line'}; hint: "
-            f"{_HINTS.get(entry.prim.name, 'look at the ranges of its inputs there')}"
+            f"check_numerics: the gradient of {prim.name!r} w.r.t. "
+            f"{_arg(prim, index)!r} holds {bad}; the op was recorded at "
+            f"{entry[WHERE] or 'an unknown line'}; hint: "
+            f"{_HINTS.get(prim.name, 'look at the ranges of its inputs there')}"
         )
 
 
@@ -170,8 +172,8 @@ def _during() -> str:
     entry = recording.backward_of
     if entry is None:
         return ""
-    where = getattr(entry, "where", None) or "an unknown line"
-    return f" while computing the gradient of {entry.prim.name!r} (recorded at {where})"
+    where = entry[WHERE] or "an unknown line"
+    return f" while computing the gradient of {entry[PRIM].name!r} (recorded at {where})"
 
 
 def _count_bad(array) -> str:

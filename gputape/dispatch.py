@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import dtypes
-from ._state import TapeEntry, recording
+from ._state import recording
 from .device import default_device, device_of, move, namespace_of
 from .errors import ArgumentError, DeviceMismatchError, DTypeError, GputapeError, ShapeError
 from .hostpool import MIN_BYTES as _POOL_MIN
@@ -243,15 +243,13 @@ def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) 
                 _follow_shadow(tape, prim, tensors, result, False)
             continue
         if entry is None:
-            entry = _new(TapeEntry)  # no __init__ frame: this runs for every recorded op
-            entry.prim = prim
-            entry.inputs = tuple(tensors)
-            entry.params = params
-            entry.output = result
+            where = None
             if checking_numerics:
                 from .debugging import user_line
 
-                entry.where = user_line()
+                where = user_line()
+            inputs = tensors if type(tensors) is tuple else tuple(tensors)
+            entry = (prim, inputs, params, result, where)  # see gputape._state
         tape._entries.append(entry)
         watched.add(result._uid)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 
+from ._state import OUTPUT
 from .tensor import Tensor, Variable
 
 __all__ = ["UnconnectedGradientWarning"]
@@ -71,7 +72,7 @@ def reason_for(ev: Evidence, targets: list, source: Tensor) -> str:
             f"tensors (TensorFlow gives None too); hint: compute with gt.cast(x, gt.float32) "
             f"and take the gradient w.r.t. that float tensor"
         )
-    produced = {entry.output._uid for entry in ev.entries}
+    produced = {entry[OUTPUT]._uid for entry in ev.entries}
     outside = next((where for t in targets if (where := _location(ev, t, produced))), None)
     if source._uid not in ev.watched:
         return _not_watched(ev, source, outside)
@@ -140,7 +141,7 @@ def _location(ev: Evidence, target: Tensor, produced: set) -> "str | None":
     if any(start < uid and (stop is None or uid < stop) for start, stop in ev.spans):
         return None
     for other in _other_tapes(ev.tape):
-        if any(entry.output._uid == uid for entry in other._entries):
+        if any(entry[OUTPUT]._uid == uid for entry in other._entries):
             return (
                 "the target was recorded by a different GradientTape, not this one; hint: call "
                 "gradient() on the tape whose `with` block computed the target, or nest the "
@@ -181,8 +182,8 @@ def _watched_late(ev: Evidence, targets: list, source: Tensor, produced: set) ->
 def _paths_from(ev: Evidence, uid: int) -> dict:
     """``{id: names of the gradient-less ops on the way}`` for every id computed from ``uid``,
     through recorded and unrecorded (blocked) ops alike, in the order they ran."""
-    steps = [(e.output._uid, tuple(t._uid for t in e.inputs), e.prim.name, False)
-             for e in ev.entries]
+    steps = [(output._uid, tuple(t._uid for t in inputs), prim.name, False)
+             for prim, inputs, _, output, _ in ev.entries]
     steps += ev.blocked
     steps.sort(key=lambda step: step[0])
     via: dict = {uid: frozenset()}
@@ -194,9 +195,9 @@ def _paths_from(ev: Evidence, uid: int) -> dict:
 
 
 def _producer(ev: Evidence, uid: int) -> str:
-    for entry in ev.entries:
-        if entry.output._uid == uid:
-            return entry.prim.name
+    for prim, _, _, output, _ in ev.entries:
+        if output._uid == uid:
+            return prim.name
     for out, _inputs, name, _blocking in ev.blocked:
         if out == uid:
             return name

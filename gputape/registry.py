@@ -27,9 +27,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import numpy as np
+
 __all__ = [
     "Primitive", "primitive", "defvjp", "REGISTRY", "register_override",
-    "register_gradient_override", "fused_enabled",
+    "register_gradient_override", "fused_enabled", "ufunc",
 ]
 
 REGISTRY: "dict[str, Primitive]" = {}
@@ -41,7 +43,7 @@ class Primitive:
     __slots__ = ("name", "forward", "arg_names", "vjps", "vjp_any", "vjp_all", "differentiable",
                  "float_only", "unify", "batchable", "overrides", "grad_overrides",
                  "deferrable", "host_generic", "joint_rules", "host_joint_rules", "plain_rules",
-                 "array_rules")
+                 "array_rules", "host_ufunc")
 
     def __init__(self, name: str, forward: Callable, arg_names: "tuple[str, ...]",
                  differentiable: bool = True, float_only: bool = False,
@@ -59,21 +61,23 @@ class Primitive:
         self.overrides: "dict[str, Callable]" = {}
         self.grad_overrides: "dict[str, Callable]" = {}
         self.deferrable: "frozenset[str]" = frozenset()
-        # True while NumPy arrays get the generic forward, undeferred: dispatch's fast path.
-        self.host_generic = True
-        # True when a joint rule may compute every input's cotangent at once: the walk asks.
-        self.joint_rules = False
-        self.host_joint_rules = False  # the same, for cotangents that are NumPy arrays
-        self.plain_rules = True  # one rule per input and no joint rule for NumPy arrays
         # True when the rules work on host arrays as well as on tensors (backward's array mode).
         self.array_rules = True
+        self.refresh()
 
     def refresh(self) -> None:
         """Recompute the flags the hot paths read after a rule, override or deferral changed."""
+        # True while NumPy arrays get the generic forward, undeferred: dispatch's fast path;
+        # then NumPy's ufunc, when the forward is one (see ufunc()): gputape.fastpath.
         self.host_generic = "numpy" not in self.overrides and "numpy" not in self.deferrable
+        ufunc = getattr(self.forward, "host_ufunc", None)
+        self.host_ufunc = ufunc if self.host_generic else None
+        # True when a joint rule may compute every input's cotangent at once: the walk asks;
+        # the same for cotangents that are NumPy arrays; and one rule per input, none joint.
         self.joint_rules = self.vjp_all is not None or bool(self.grad_overrides)
         self.host_joint_rules = self.vjp_all is not None or "numpy" in self.grad_overrides
-        self.plain_rules = not self.host_joint_rules and self.vjp_any is None
+        self.plain_rules = (not self.host_joint_rules and self.vjp_any is None
+                            and len(self.vjps) == len(self.arg_names))
 
     def implementation(self, xp_name: str) -> Callable:
         """The forward to run for arrays of namespace ``xp_name``: a fused override if one is
@@ -116,11 +120,30 @@ def primitive(name: str, forward: Callable, arg_names: "tuple[str, ...]" = ("x",
     return prim
 
 
+def ufunc(name: str) -> Callable:
+    """The forward of a primitive that is one ufunc of the array namespace, ``xp.<name>``.
+
+    Declaring it so lets small host calls skip ``apply`` (:mod:`gputape.fastpath`).
+
+    >>> import numpy as np
+    >>> from gputape.registry import ufunc
+    >>> ufunc("add")(np, np.ones(2), 2.0)
+    array([3., 3.])
+    """
+    def forward(xp, *arrays):
+        return getattr(xp, name)(*arrays)
+
+    forward.host_ufunc = getattr(np, name)
+    forward.__name__ = forward.__qualname__ = f"ufunc_{name}"
+    return forward
+
+
 def defvjp(prim: Primitive, *rules: "Callable | None") -> Primitive:
     """Attach one VJP rule per input (``None``: that input gets no gradient)."""
     if len(rules) != len(prim.arg_names):
         raise ValueError(f"{prim.name}: {len(prim.arg_names)} inputs but {len(rules)} VJP rules")
     prim.vjps = rules
+    prim.refresh()
     return prim
 
 

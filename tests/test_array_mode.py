@@ -131,3 +131,39 @@ def test_a_zero_dimensional_target_listed_twice_sums_into_an_array():
         grad = tape.gradient(target, x)
         assert type(grad._data) is np.ndarray and grad.shape == ()
         assert float(grad) == want and str(grad)
+
+
+# -- sums of the cotangents that reach one id --------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 8, 9, 100])
+@pytest.mark.parametrize("shape", [(16,), (2,), (3, 4), (4, 1), (1,), ()], ids=str)
+def test_kept_cotangents_add_up_in_order(count, shape, rng):
+    from gputape.backward import _total
+
+    first = rng.standard_normal(shape).astype(np.float32)
+    more = [rng.standard_normal(shape).astype(np.float32) * 10.0 ** (k % 8) for k in range(count)]
+    copies = [first.copy()] + [m.copy() for m in more]
+    want = first.copy()
+    for m in more:
+        want = np.asarray(want + m)
+    got = _total(first, list(more))
+    assert type(got) is np.ndarray and got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_array_equal(got, want)  # the same order: the same bits
+    for array, copy in zip([first] + more, copies):
+        np.testing.assert_array_equal(array, copy)  # the inputs were not written
+
+
+@pytest.mark.parametrize("size", [16, 1 << 17])
+def test_a_source_reached_many_times_gets_the_tensor_modes_bits(size, rng):
+    x = gt.constant(rng.uniform(0.5, 1.5, size).astype(np.float32))
+
+    def chain(x):
+        y = x
+        for _ in range(20):
+            y = gt.sin(y) * x + x
+        return gt.reduce_sum(y)
+
+    arrays = _gradients(chain, [x], outer_tape=False)[0].numpy()
+    tensors = _gradients(chain, [x], outer_tape=True)[0].numpy()
+    np.testing.assert_array_equal(arrays, tensors)

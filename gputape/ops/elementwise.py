@@ -7,23 +7,24 @@ the gradient to ``x`` where ``x >= y``, ``d/dp x**p`` is 0 where ``x <= 0``).
 from __future__ import annotations
 
 from ..dispatch import apply
-from ..registry import defvjp, primitive
+from ..fastpath import binary, unary
+from ..registry import defvjp, primitive, ufunc
 
 # -- arithmetic ---------------------------------------------------------------------------
 
-ADD = defvjp(primitive("add", lambda xp, x, y: xp.add(x, y), ("x", "y")),
+ADD = defvjp(primitive("add", ufunc("add"), ("x", "y")),
              lambda g, ans, x, y: g,
              lambda g, ans, x, y: g)
 
-SUBTRACT = defvjp(primitive("subtract", lambda xp, x, y: xp.subtract(x, y), ("x", "y")),
+SUBTRACT = defvjp(primitive("subtract", ufunc("subtract"), ("x", "y")),
                   lambda g, ans, x, y: g,
                   lambda g, ans, x, y: negative(g))
 
-MULTIPLY = defvjp(primitive("multiply", lambda xp, x, y: xp.multiply(x, y), ("x", "y")),
+MULTIPLY = defvjp(primitive("multiply", ufunc("multiply"), ("x", "y")),
                   lambda g, ans, x, y: g * y,
                   lambda g, ans, x, y: g * x)
 
-DIVIDE = defvjp(primitive("divide", lambda xp, x, y: xp.true_divide(x, y), ("x", "y")),
+DIVIDE = defvjp(primitive("divide", ufunc("true_divide"), ("x", "y")),
                 lambda g, ans, x, y: g / y,
                 lambda g, ans, x, y: g * (negative(x) / y / y))
 
@@ -56,14 +57,14 @@ POW = defvjp(primitive("pow", _pow_forward, ("x", "y")),
              lambda g, ans, x, p: g * p * pow(x, p - 1),
              _pow_grad_p)
 
-NEGATIVE = defvjp(primitive("negative", lambda xp, x: xp.negative(x)),
+NEGATIVE = defvjp(primitive("negative", ufunc("negative")),
                   lambda g, ans, x: negative(g))
 
-MAXIMUM = defvjp(primitive("maximum", lambda xp, x, y: xp.maximum(x, y), ("x", "y")),
+MAXIMUM = defvjp(primitive("maximum", ufunc("maximum"), ("x", "y")),
                  lambda g, ans, x, y: where(greater_equal(x, y), g, 0),
                  lambda g, ans, x, y: where(greater_equal(x, y), 0, g))
 
-MINIMUM = defvjp(primitive("minimum", lambda xp, x, y: xp.minimum(x, y), ("x", "y")),
+MINIMUM = defvjp(primitive("minimum", ufunc("minimum"), ("x", "y")),
                  lambda g, ans, x, y: where(less_equal(x, y), g, 0),
                  lambda g, ans, x, y: where(less_equal(x, y), 0, g))
 
@@ -80,17 +81,17 @@ def _float_unary(name, forward, rule):
     return defvjp(primitive(name, forward, float_only=True), rule)
 
 
-SQUARE = defvjp(primitive("square", lambda xp, x: xp.multiply(x, x)),
+SQUARE = defvjp(primitive("square", ufunc("square")),
                 lambda g, ans, x: g * (2 * x))
-SQRT = _float_unary("sqrt", lambda xp, x: xp.sqrt(x), lambda g, ans, x: g / (2 * ans))
-EXP = _float_unary("exp", lambda xp, x: xp.exp(x), lambda g, ans, x: g * ans)
-LOG = _float_unary("log", lambda xp, x: xp.log(x), lambda g, ans, x: g / x)
-LOG1P = _float_unary("log1p", lambda xp, x: xp.log1p(x), lambda g, ans, x: g / (1 + x))
-EXPM1 = _float_unary("expm1", lambda xp, x: xp.expm1(x), lambda g, ans, x: g * (ans + 1))
-SIN = _float_unary("sin", lambda xp, x: xp.sin(x), lambda g, ans, x: g * cos(x))
-COS = _float_unary("cos", lambda xp, x: xp.cos(x), lambda g, ans, x: negative(g * sin(x)))
-TAN = _float_unary("tan", lambda xp, x: xp.tan(x), lambda g, ans, x: g / square(cos(x)))
-TANH = _float_unary("tanh", lambda xp, x: xp.tanh(x), lambda g, ans, x: g * (1 - square(ans)))
+SQRT = _float_unary("sqrt", ufunc("sqrt"), lambda g, ans, x: g / (2 * ans))
+EXP = _float_unary("exp", ufunc("exp"), lambda g, ans, x: g * ans)
+LOG = _float_unary("log", ufunc("log"), lambda g, ans, x: g / x)
+LOG1P = _float_unary("log1p", ufunc("log1p"), lambda g, ans, x: g / (1 + x))
+EXPM1 = _float_unary("expm1", ufunc("expm1"), lambda g, ans, x: g * (ans + 1))
+SIN = _float_unary("sin", ufunc("sin"), lambda g, ans, x: g * cos(x))
+COS = _float_unary("cos", ufunc("cos"), lambda g, ans, x: negative(g * sin(x)))
+TAN = _float_unary("tan", ufunc("tan"), lambda g, ans, x: g / square(cos(x)))
+TANH = _float_unary("tanh", ufunc("tanh"), lambda g, ans, x: g * (1 - square(ans)))
 
 
 def _sigmoid_forward(xp, x):
@@ -112,8 +113,8 @@ STEP = defvjp(primitive("step", lambda xp, x: (x > 0).astype(x.dtype)),
               lambda g, ans, x: zeros_like_tensor(x))
 RELU = defvjp(primitive("relu", lambda xp, x: xp.maximum(x, xp.zeros((), x.dtype))),
               lambda g, ans, x: g * apply(STEP, x))
-ABS = defvjp(primitive("abs", lambda xp, x: xp.abs(x)), lambda g, ans, x: g * sign(x))
-SIGN = defvjp(primitive("sign", lambda xp, x: xp.sign(x)), lambda g, ans, x: zeros_like_tensor(x))
+ABS = defvjp(primitive("abs", ufunc("abs")), lambda g, ans, x: g * sign(x))
+SIGN = defvjp(primitive("sign", ufunc("sign")), lambda g, ans, x: zeros_like_tensor(x))
 IDENTITY = defvjp(primitive("identity", lambda xp, x: x), lambda g, ans, x: g)
 
 
@@ -124,24 +125,24 @@ def _cast_forward(xp, x, dtype):
 CAST = defvjp(primitive("cast", _cast_forward, unify=()), lambda g, ans, x, dtype: cast(g, x.dtype))
 
 # -- not differentiable -------------------------------------------------------------------
-FLOOR = primitive("floor", lambda xp, x: xp.floor(x), differentiable=False)
+FLOOR = primitive("floor", ufunc("floor"), differentiable=False)
 ROUND = primitive("round", lambda xp, x: xp.round(x), differentiable=False)  # half to even, as TF
 STOP_GRADIENT = primitive("stop_gradient", lambda xp, x: x, differentiable=False)
 
 _COMPARE = {
     name: primitive(name, forward, ("x", "y"), differentiable=False)
     for name, forward in [
-        ("equal", lambda xp, x, y: xp.equal(x, y)),
-        ("not_equal", lambda xp, x, y: xp.not_equal(x, y)),
-        ("less", lambda xp, x, y: xp.less(x, y)),
-        ("less_equal", lambda xp, x, y: xp.less_equal(x, y)),
-        ("greater", lambda xp, x, y: xp.greater(x, y)),
-        ("greater_equal", lambda xp, x, y: xp.greater_equal(x, y)),
-        ("logical_and", lambda xp, x, y: xp.logical_and(x, y)),
-        ("logical_or", lambda xp, x, y: xp.logical_or(x, y)),
+        ("equal", ufunc("equal")),
+        ("not_equal", ufunc("not_equal")),
+        ("less", ufunc("less")),
+        ("less_equal", ufunc("less_equal")),
+        ("greater", ufunc("greater")),
+        ("greater_equal", ufunc("greater_equal")),
+        ("logical_and", ufunc("logical_and")),
+        ("logical_or", ufunc("logical_or")),
     ]
 }
-LOGICAL_NOT = primitive("logical_not", lambda xp, x: xp.logical_not(x), differentiable=False)
+LOGICAL_NOT = primitive("logical_not", ufunc("logical_not"), differentiable=False)
 ARGWHERE = primitive("argwhere", lambda xp, c: xp.argwhere(c), ("condition",),
                      differentiable=False)
 
@@ -156,7 +157,7 @@ def add(x, y):
     >>> gt.add([1.0, 2.0], 3.0).numpy()
     array([4., 5.], dtype=float32)
     """
-    return apply(ADD, x, y)
+    return binary(ADD, x, y)
 
 
 def subtract(x, y):
@@ -166,7 +167,7 @@ def subtract(x, y):
     >>> gt.subtract(5.0, [1.0, 2.0]).numpy()
     array([4., 3.], dtype=float32)
     """
-    return apply(SUBTRACT, x, y)
+    return binary(SUBTRACT, x, y)
 
 
 def multiply(x, y):
@@ -177,7 +178,7 @@ def multiply(x, y):
     ... # doctest: +ELLIPSIS
     <gt.Tensor shape=() dtype=float32 device=... numpy=3.0>
     """
-    return apply(MULTIPLY, x, y)
+    return binary(MULTIPLY, x, y)
 
 
 def divide(x, y):
@@ -187,7 +188,7 @@ def divide(x, y):
     >>> gt.divide([1.0, 3.0], 2.0).numpy()
     array([0.5, 1.5], dtype=float32)
     """
-    return apply(DIVIDE, x, y)
+    return binary(DIVIDE, x, y)
 
 
 def pow(x, y):  # noqa: A001 - TensorFlow's name
@@ -207,7 +208,7 @@ def negative(x):
     >>> gt.negative([1.0, -2.0]).numpy()
     array([-1.,  2.], dtype=float32)
     """
-    return apply(NEGATIVE, x)
+    return unary(NEGATIVE, x)
 
 
 def maximum(x, y):
@@ -217,7 +218,7 @@ def maximum(x, y):
     >>> gt.maximum([1.0, 5.0], 3.0).numpy()
     array([3., 5.], dtype=float32)
     """
-    return apply(MAXIMUM, x, y)
+    return binary(MAXIMUM, x, y)
 
 
 def minimum(x, y):
@@ -227,7 +228,7 @@ def minimum(x, y):
     >>> gt.minimum([1.0, 5.0], 3.0).numpy()
     array([1., 3.], dtype=float32)
     """
-    return apply(MINIMUM, x, y)
+    return binary(MINIMUM, x, y)
 
 
 def where(condition, x=None, y=None):
@@ -263,7 +264,7 @@ def square(x):
     >>> gt.square([2.0, -3.0]).numpy()
     array([4., 9.], dtype=float32)
     """
-    return apply(SQUARE, x)
+    return unary(SQUARE, x)
 
 
 def sqrt(x):
@@ -273,7 +274,7 @@ def sqrt(x):
     >>> gt.sqrt([4.0, 9.0]).numpy()
     array([2., 3.], dtype=float32)
     """
-    return apply(SQRT, x)
+    return unary(SQRT, x)
 
 
 def exp(x):
@@ -283,7 +284,7 @@ def exp(x):
     >>> float(gt.exp(0.0))
     1.0
     """
-    return apply(EXP, x)
+    return unary(EXP, x)
 
 
 def log(x):
@@ -293,7 +294,7 @@ def log(x):
     >>> float(gt.log(1.0))
     0.0
     """
-    return apply(LOG, x)
+    return unary(LOG, x)
 
 
 def log1p(x):
@@ -303,7 +304,7 @@ def log1p(x):
     >>> float(gt.log1p(0.0))
     0.0
     """
-    return apply(LOG1P, x)
+    return unary(LOG1P, x)
 
 
 def expm1(x):
@@ -313,7 +314,7 @@ def expm1(x):
     >>> float(gt.expm1(0.0))
     0.0
     """
-    return apply(EXPM1, x)
+    return unary(EXPM1, x)
 
 
 def sin(x):
@@ -323,7 +324,7 @@ def sin(x):
     >>> float(gt.sin(0.0))
     0.0
     """
-    return apply(SIN, x)
+    return unary(SIN, x)
 
 
 def cos(x):
@@ -333,7 +334,7 @@ def cos(x):
     >>> float(gt.cos(0.0))
     1.0
     """
-    return apply(COS, x)
+    return unary(COS, x)
 
 
 def tan(x):
@@ -343,7 +344,7 @@ def tan(x):
     >>> float(gt.tan(0.0))
     0.0
     """
-    return apply(TAN, x)
+    return unary(TAN, x)
 
 
 def tanh(x):
@@ -353,7 +354,7 @@ def tanh(x):
     >>> float(gt.tanh(0.0))
     0.0
     """
-    return apply(TANH, x)
+    return unary(TANH, x)
 
 
 def sigmoid(x):
@@ -393,7 +394,7 @@ def abs(x):  # noqa: A001 - TensorFlow's name
     >>> gt.abs([-1.5, 2.0]).numpy()
     array([1.5, 2. ], dtype=float32)
     """
-    return apply(ABS, x)
+    return unary(ABS, x)
 
 
 def sign(x):
@@ -403,7 +404,7 @@ def sign(x):
     >>> gt.sign([-3.0, 0.0, 2.0]).numpy()
     array([-1.,  0.,  1.], dtype=float32)
     """
-    return apply(SIGN, x)
+    return unary(SIGN, x)
 
 
 def floor(x):
@@ -413,7 +414,7 @@ def floor(x):
     >>> gt.floor([1.5, -1.5]).numpy()
     array([ 1., -2.], dtype=float32)
     """
-    return apply(FLOOR, x)
+    return unary(FLOOR, x)
 
 
 def round(x):  # noqa: A001 - TensorFlow's name
@@ -483,7 +484,7 @@ def _comparison(name: str, symbol: str):
     prim = _COMPARE[name]
 
     def compare(x, y):
-        return apply(prim, x, y)
+        return binary(prim, x, y)
 
     compare.__name__ = compare.__qualname__ = name
     compare.__doc__ = (
@@ -512,4 +513,4 @@ def logical_not(x):
     >>> gt.logical_not([True, False]).numpy()
     array([False,  True])
     """
-    return apply(LOGICAL_NOT, x)
+    return unary(LOGICAL_NOT, x)
