@@ -30,6 +30,7 @@ import numpy as np
 
 from . import dispatch
 from ._state import PRIM, WHERE, recording
+from .registry import set_host_fast_paths
 
 __all__ = ["check_numerics", "disable_check_numerics", "enable_check_numerics"]
 
@@ -120,6 +121,7 @@ def _change(step: int) -> None:
     global _depth
     _depth += step
     dispatch.checking_numerics = _depth > 0
+    set_host_fast_paths(_depth == 0)
 
 
 def checking() -> bool:

@@ -242,16 +242,17 @@ def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) 
             if tape._shadow:
                 _follow_shadow(tape, prim, tensors, result, False)
             continue
-        if entry is None:
-            where = None
-            if checking_numerics:
-                from .debugging import user_line
-
-                where = user_line()
-            inputs = tensors if type(tensors) is tuple else tuple(tensors)
-            entry = (prim, inputs, params, result, where)  # see gputape._state
+        if entry is None:  # see gputape._state
+            entry = (prim, tensors if type(tensors) is tuple else tuple(tensors), params, result,
+                     _user_line() if checking_numerics else None)
         tape._entries.append(entry)
         watched.add(result._uid)
+
+
+def _user_line() -> str:
+    from .debugging import user_line
+
+    return user_line()
 
 
 def note_blocked(tapes: list, prim: Primitive, tensors, result: Tensor) -> None:

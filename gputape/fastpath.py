@@ -4,7 +4,8 @@ Most calls on a CPU are a small NumPy tensor, or two of one dtype, or a tensor a
 number. For primitives whose host forward is one NumPy ufunc (declared with
 :func:`gputape.registry.ufunc`), ``unary(prim, x)`` and ``binary(prim, x, y)`` run exactly what
 :func:`gputape.dispatch.apply` would run in that case, without its argument packing and general
-checks. Everything else, every error included, goes to ``apply``.
+checks. Everything else, every error included, goes to ``apply``; so does every call while
+check_numerics is on (``registry.set_host_fast_paths``).
 
 In a backward walk's array mode (``recording.arrays``) the rules hand these functions bare
 arrays, and they answer with bare arrays, as ``dispatch.apply_to_arrays`` does.
@@ -46,7 +47,7 @@ def unary(prim: Primitive, x):
     if ufunc is not None:
         if type(x) is Tensor:
             a = x._data
-            if (type(a) is _ndarray and a.nbytes < MIN_BYTES and not dispatch.checking_numerics
+            if (type(a) is _ndarray and a.nbytes < MIN_BYTES
                     and (not prim.float_only or a.dtype.kind in "fc")):
                 out = ufunc(a)
                 if type(out) is not _ndarray:
@@ -89,7 +90,6 @@ def binary(prim: Primitive, x, y):
             return _apply(prim, x, y)
         if (type(a) is _ndarray and type(b) is _ndarray and a.dtype is b.dtype
                 and a.nbytes < MIN_BYTES and b.nbytes < MIN_BYTES
-                and not dispatch.checking_numerics
                 and (not prim.float_only or a.dtype.kind in "fc")):
             try:
                 out = ufunc(a, b)

@@ -43,7 +43,7 @@ class Primitive:
     __slots__ = ("name", "forward", "arg_names", "vjps", "vjp_any", "vjp_all", "differentiable",
                  "float_only", "unify", "batchable", "overrides", "grad_overrides",
                  "deferrable", "host_generic", "joint_rules", "host_joint_rules", "plain_rules",
-                 "array_rules", "host_ufunc")
+                 "array_rules", "host_ufunc", "host_walk")
 
     def __init__(self, name: str, forward: Callable, arg_names: "tuple[str, ...]",
                  differentiable: bool = True, float_only: bool = False,
@@ -61,7 +61,8 @@ class Primitive:
         self.overrides: "dict[str, Callable]" = {}
         self.grad_overrides: "dict[str, Callable]" = {}
         self.deferrable: "frozenset[str]" = frozenset()
-        # True when the rules work on host arrays as well as on tensors (backward's array mode).
+        # False when the rules must get tensors even in backward's array mode (set before
+        # refresh(): see host_walk).
         self.array_rules = True
         self.refresh()
 
@@ -71,7 +72,10 @@ class Primitive:
         # then NumPy's ufunc, when the forward is one (see ufunc()): gputape.fastpath.
         self.host_generic = "numpy" not in self.overrides and "numpy" not in self.deferrable
         ufunc = getattr(self.forward, "host_ufunc", None)
-        self.host_ufunc = ufunc if self.host_generic else None
+        self.host_ufunc = ufunc if self.host_generic and _host_fast_paths else None
+        # True when backward's array mode may run this op's rules on host arrays (results
+        # that stay pending on the host need tensors).
+        self.host_walk = self.array_rules and "numpy" not in self.deferrable
         # True when a joint rule may compute every input's cotangent at once: the walk asks;
         # the same for cotangents that are NumPy arrays; and one rule per input, none joint.
         self.joint_rules = self.vjp_all is not None or bool(self.grad_overrides)
@@ -200,6 +204,20 @@ def forbid_deferral(name: str, xp_name: str) -> None:
     prim = REGISTRY[name]
     prim.deferrable = prim.deferrable - {xp_name}
     prim.refresh()
+
+
+_host_fast_paths = True
+
+
+def set_host_fast_paths(enabled: bool) -> None:
+    """Turn :mod:`gputape.fastpath` on or off for every primitive (check_numerics turns it off:
+    every result is then checked on the general path)."""
+    global _host_fast_paths
+    if _host_fast_paths == bool(enabled):
+        return
+    _host_fast_paths = bool(enabled)
+    for prim in REGISTRY.values():
+        prim.refresh()
 
 
 def fused_enabled() -> bool:

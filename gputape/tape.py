@@ -58,7 +58,8 @@ class GradientTape:
         self._persistent = bool(persistent)
         self._watch_accessed_variables = bool(watch_accessed_variables)
         self._entries: list = []
-        self._watched: set = set()
+        self._watched: set = set()  # the ids the tape follows: watched, and results from them
+        self._roots: set = set()  # the float ids it was told (or chose) to watch
         self._variables: dict = {}
         self._recording = False
         self._consumed = False
@@ -148,6 +149,7 @@ class GradientTape:
         # never records through an integer tensor, watched or not.
         if tensor.dtype.kind in "fc":
             self._watched.add(tensor._uid)
+            self._roots.add(tensor._uid)
         if isinstance(tensor, Variable) and tensor._uid not in self._variables:
             self._variables[tensor._uid] = tensor
 
@@ -195,6 +197,7 @@ class GradientTape:
     def _forget(self) -> None:
         self._entries = []
         self._watched = set()
+        self._roots = set()
         self._blocked = []
         self._shadow = set()
         self._escapes = {}
@@ -233,14 +236,16 @@ class GradientTape:
         seeds = list(zip(targets, _seeds(targets, output_gradients)))
         wanted = reachable(originals, self._watched, {t._uid for t in targets})
         evidence = Evidence(self) if explain else None
+        # When every watched tensor is a source, nothing needs pruning (see backward.walk).
+        followed = self._watched if self._roots <= wanted else None
         if self._persistent:
-            found = backward.walk(self._entries, seeds, wanted)
+            found = backward.walk(self._entries, seeds, wanted, followed=followed)
         else:
             # As TensorFlow, a non-persistent tape is spent as soon as the walk starts; the
             # walk frees what the forward pass saved as it goes.
             entries = self._entries
             self._end()
-            found = backward.walk(entries, seeds, wanted, consume=True)
+            found = backward.walk(entries, seeds, wanted, consume=True, followed=followed)
         grads = [_finish(found.get(s._uid) if s.dtype.kind in "fc" else None, s, mode)
                  for s in flat_sources]
         if evidence is not None:

@@ -191,3 +191,73 @@ def _probe_walk(persistent: bool) -> bool:
 def test_a_spent_tape_frees_saved_tensors_during_the_walk(device):
     assert _probe_walk(persistent=False) is False
     assert _probe_walk(persistent=True) is True
+
+
+# -- no pruning pass when every watched tensor is a source -------------------------------
+
+
+def _gradients_both_ways(monkeypatch, run):
+    """``run()``'s result with the walk's pruning shortcut, and with pruning forced."""
+    from gputape import backward
+
+    calls = []
+    real = backward._prune
+
+    def spy(entries, sources):
+        calls.append(len(entries))
+        return real(entries, sources)
+
+    monkeypatch.setattr(backward, "_prune", spy)
+    quick = run()
+    pruned_calls = len(calls)
+    real_walk = backward.walk
+    monkeypatch.setattr(backward, "walk",
+                        lambda *a, **k: real_walk(*a, **{**k, "followed": None}))
+    slow = run()
+    return quick, slow, pruned_calls, len(calls) - pruned_calls
+
+
+def test_every_watched_tensor_a_source_skips_pruning(monkeypatch, rng):
+    x = gt.constant(rng.uniform(size=4))
+    w = gt.Variable(rng.uniform(size=4))
+    unrelated = gt.constant(rng.uniform(size=4))
+
+    def run():
+        with gt.GradientTape() as tape:
+            tape.watch(x)
+            y = gt.sin(x) * w + x
+            _ = unrelated * 2.0  # not recorded: nothing watched feeds it
+            z = gt.reduce_sum(y * y)
+        return [g.numpy() for g in tape.gradient(z, [x, w])]
+
+    quick, slow, quick_prunes, slow_prunes = _gradients_both_ways(monkeypatch, run)
+    assert (quick_prunes, slow_prunes) == (0, 1)
+    for a, b in zip(quick, slow):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("case", ["one of two watched", "intermediate watched",
+                                  "target as source", "persistent, recorded on itself"])
+def test_pruning_still_runs_or_agrees_when_sources_are_fewer(monkeypatch, rng, case):
+    x = gt.constant(rng.uniform(size=3))
+    y = gt.constant(rng.uniform(size=3))
+
+    def run():
+        with gt.GradientTape(persistent=True) as tape:
+            tape.watch([x, y])
+            h = x * y
+            if case == "intermediate watched":
+                tape.watch(h)
+            z = gt.reduce_sum(gt.exp(h) + y)
+            if case == "persistent, recorded on itself":
+                with pytest.warns(UserWarning, match="inside its context"):
+                    first = tape.gradient(z, [x, y])
+                z = gt.reduce_sum(first[0] * first[1])
+        sources = {"one of two watched": [x], "intermediate watched": [h, x, y],
+                   "target as source": [z, x, y],
+                   "persistent, recorded on itself": [x, y]}[case]
+        return [g.numpy() for g in tape.gradient(z, sources)]
+
+    quick, slow, _, _ = _gradients_both_ways(monkeypatch, run)
+    for a, b in zip(quick, slow):
+        np.testing.assert_array_equal(a, b)

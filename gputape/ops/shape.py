@@ -71,6 +71,7 @@ def _copy_forward(xp, x, device):
 COPY_TO_DEVICE = defvjp(primitive("copy_to_device", _copy_forward, ("tensor",), unify=()),
                         lambda g, ans, x, device: copy_to_device(g, x.device.name))
 COPY_TO_DEVICE.array_rules = False  # its cotangents change device: the walk keeps tensors
+COPY_TO_DEVICE.refresh()
 
 
 # == public functions ======================================================================
