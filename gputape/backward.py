@@ -11,6 +11,8 @@ element and walks once); rules are written to broadcast over them.
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 from . import dispatch
@@ -188,10 +190,12 @@ def _walk_arrays(needed: list, seeds: "list[tuple]", sources: set, feeds: set,
             if type(grad) is not _ndarray or grad.dtype is not want.dtype or (
                     grad.shape != (batch_shape + want.shape if batch else want.shape)):
                 grad = _fit_array(_as_array(grad), want, batch_shape)
-            if in_uid in cotangents:
-                give(in_uid, grad)
-            else:
+            if in_uid not in cotangents:
                 cotangents[in_uid] = grad
+            elif grad.nbytes < MIN_BYTES:
+                later[in_uid].append(grad)
+            else:
+                give(in_uid, grad)
     found = {}
     for uid in sources:
         g = cotangents.get(uid)
@@ -207,7 +211,7 @@ class _Sums:
 
     def __init__(self) -> None:
         self.first: dict = {}  # id -> array
-        self.later: dict = {}  # id -> list of small arrays, in the order they came
+        self.later = collections.defaultdict(list)  # id -> small arrays, in the order they came
         self.owned: set = set()  # ids whose first array is a sum of large ones made here
 
     def give(self, uid: int, grad) -> None:
@@ -215,11 +219,7 @@ class _Sums:
         if first is None:
             self.first[uid] = grad
         elif grad.nbytes < MIN_BYTES:
-            more = self.later.get(uid)
-            if more is None:
-                self.later[uid] = [grad]
-            else:
-                more.append(grad)
+            self.later[uid].append(grad)
         elif uid in self.owned:
             np.add(first, grad, out=first)
         else:
@@ -238,7 +238,7 @@ def _total(first, more: list):
     more.insert(0, first)
     # Along the first axis of the stack NumPy adds row after row: the order of the loop above
     # (a stack of single numbers would be summed pairwise instead, hence the size test).
-    return np.asarray(np.add.reduce(np.stack(more), axis=0))
+    return np.asarray(np.add.reduce(np.asarray(more), axis=0))
 
 
 def _cotangents(entry: tuple, g, feeds: set):
