@@ -147,8 +147,9 @@ def _walk_arrays(needed: list, seeds: "list[tuple]", sources: set, feeds: set,
     for target, seed in seeds:
         batch_shape = seed.shape[:batch]
         give(target._uid, seed._data)
+    pop = needed.pop
     while needed:  # a list of our own (from _prune): popping frees each entry once done
-        entry = needed.pop()
+        entry = pop()
         prim, inputs, params, output, _ = entry
         uid = output._uid
         g = cotangents.pop(uid, None)

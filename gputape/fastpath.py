@@ -37,7 +37,6 @@ _next_uid = _ids.__next__
 _NO_PARAMS: dict = {}  # shared by the entries recorded here; rules only read params
 _apply = dispatch.apply
 _host_scalar = dispatch._host_scalar
-_record = dispatch.record
 
 
 def unary(prim: Primitive, x):
@@ -52,7 +51,25 @@ def unary(prim: Primitive, x):
                 out = ufunc(a)
                 if type(out) is not _ndarray:
                     out = np.asarray(out)  # NumPy ufuncs return scalars for 0-d inputs
-                return _finish(prim, (x,), out)
+                result = _new(Tensor)
+                result._data = out
+                result._uid = uid = _next_uid()
+                tapes = recording.tapes
+                if tapes:  # dispatch.record for one operand, inlined: it runs for every op
+                    if prim.differentiable and out.dtype.kind in "fc":
+                        entry = None
+                        for tape in tapes:
+                            watched = tape._watched
+                            if x._uid in watched:
+                                if entry is None:
+                                    entry = (prim, (x,), _NO_PARAMS, result, None)
+                                tape._entries.append(entry)
+                                watched.add(uid)
+                            elif tape._shadow:
+                                dispatch._follow_shadow(tape, prim, (x,), result, False)
+                    else:
+                        dispatch.note_blocked(tapes, prim, (x,), result)
+                return result
         elif type(x) is _ndarray and recording.arrays and x.nbytes < MIN_BYTES:
             out = ufunc(x)
             return out if type(out) is _ndarray else np.asarray(out)
@@ -97,7 +114,25 @@ def binary(prim: Primitive, x, y):
                 return _apply(prim, x, y)
             if type(out) is not _ndarray:
                 out = np.asarray(out)
-            return _finish(prim, (x, y), out)
+            result = _new(Tensor)
+            result._data = out
+            result._uid = uid = _next_uid()
+            tapes = recording.tapes
+            if tapes:  # dispatch.record for two operands, inlined
+                if prim.differentiable and out.dtype.kind in "fc":
+                    entry = None
+                    for tape in tapes:
+                        watched = tape._watched
+                        if x._uid in watched or y._uid in watched:
+                            if entry is None:
+                                entry = (prim, (x, y), _NO_PARAMS, result, None)
+                            tape._entries.append(entry)
+                            watched.add(uid)
+                        elif tape._shadow:
+                            dispatch._follow_shadow(tape, prim, (x, y), result, False)
+                else:
+                    dispatch.note_blocked(tapes, prim, (x, y), result)
+            return result
         return _apply(prim, x, y)
     return _apply(prim, x, y)
 
@@ -113,17 +148,3 @@ def _arrays(prim: Primitive, ufunc, a, b):
             return _apply(prim, a, b)
         return out if type(out) is _ndarray else np.asarray(out)
     return _apply(prim, a, b)
-
-
-def _finish(prim: Primitive, tensors: tuple, out) -> Tensor:
-    """Wrap ``out`` and tell the recording tapes about it (as ``dispatch.apply`` does)."""
-    result = _new(Tensor)
-    result._data = out
-    result._uid = _next_uid()
-    tapes = recording.tapes
-    if tapes:
-        if prim.differentiable and out.dtype.kind in "fc":
-            _record(tapes, prim, tensors, _NO_PARAMS, result)
-        else:
-            dispatch.note_blocked(tapes, prim, tensors, result)
-    return result

@@ -10,6 +10,8 @@ import warnings
 import weakref
 from collections.abc import Iterator
 
+import numpy as np
+
 from . import backward, nest
 from ._state import recording
 from .errors import ShapeError, TapeError, TapeTypeError, TapeValueError
@@ -364,7 +366,8 @@ def _seeds(targets: list, output_gradients) -> list:
     from .ops import broadcast_to, cast, convert_like, ones_like
 
     if output_gradients is None:
-        return [ones_like(t) for t in targets]
+        return [Tensor._wrap(np.ones_like(t._data)) if type(t._data) is np.ndarray
+                else ones_like(t) for t in targets]
     grads = nest.flatten(output_gradients)
     if len(grads) != len(targets):
         raise TapeValueError(

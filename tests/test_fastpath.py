@@ -134,6 +134,11 @@ def test_array_mode_answers_arrays_and_other_times_tensors():
                        gt.sin(np.asarray(np.float32(0.5)))):
             assert type(result) is np.ndarray and result.dtype == np.float32
         assert gt.sin(np.asarray(0.5)).dtype == np.float64  # 0-d stays an array, and float64
+        reshaped, spread = gt.reshape(a, (2, 1)), gt.broadcast_to(a, (3, 2))
+        assert type(reshaped) is np.ndarray and reshaped.shape == (2, 1)
+        assert type(spread) is np.ndarray
+        np.testing.assert_array_equal(spread, np.broadcast_to(a, (3, 2)))
+        assert gt.broadcast_to(a, (2,)) is a
     finally:
         recording.arrays = outer
 

@@ -9,7 +9,9 @@ import numpy as np
 
 from ..dispatch import apply
 from ..registry import defvjp, primitive
+from ..tensor import Tensor
 from ._axes import as_tensor, lead, normalize_axes
+from .shape import broadcast_to, reshape
 
 
 def _kept_shape(shape: tuple, axes: tuple) -> tuple:
@@ -18,8 +20,6 @@ def _kept_shape(shape: tuple, axes: tuple) -> tuple:
 
 def _spread(g, ans, x, axes, keepdims):
     """Cotangent of a reduction, reshaped to keep the reduced axes as size 1."""
-    from .shape import reshape
-
     if keepdims:
         return g
     return reshape(g, lead(g, ans) + _kept_shape(x.shape, axes))
@@ -31,8 +31,6 @@ def _sum_forward(xp, x, axes, keepdims):
 
 
 def _sum_vjp(g, ans, x, axes, keepdims):
-    from .shape import broadcast_to
-
     spread = _spread(g, ans, x, axes, keepdims)
     return broadcast_to(spread, spread.shape[: spread.ndim - x.ndim] + x.shape)
 
@@ -58,7 +56,6 @@ def _extreme_forward(name):
 def _extreme_vjp(g, ans, x, axes, keepdims):
     # Tied extremes share the gradient equally (TF).
     from .elementwise import cast, equal
-    from .shape import reshape
 
     kept = _kept_shape(x.shape, axes)
     mask = cast(equal(x, reshape(ans, kept)), g.dtype)
@@ -110,7 +107,6 @@ def _logsumexp_vjp(g, ans, x, axes, keepdims):
     # large ans, which exp(x - ans) alone turns into a relative error (1e-4 at 1e4 in float32).
     # Any shift gives the same softmax, so s carries no gradient; a non-finite ans shifts by 0.
     from .elementwise import abs, exp, less, stop_gradient, where
-    from .shape import reshape
 
     peak = reshape(ans, _kept_shape(x.shape, axes))
     e = exp(x - stop_gradient(where(less(abs(peak), math.inf), peak, 0)))
@@ -129,8 +125,6 @@ def _sum_to_forward(xp, x, shape, batch):
 
 
 def _sum_to_vjp(g, ans, x, shape, batch):
-    from .shape import broadcast_to, reshape
-
     extra = x.ndim - batch - len(shape)
     kept = x.shape[:batch] + (1,) * extra + shape
     return broadcast_to(reshape(g, lead(g, ans) + kept), lead(g, ans) + x.shape)
@@ -150,8 +144,6 @@ def _sum_to_axes(have: tuple, want: tuple) -> tuple:
 
 
 def _reduce(prim, input_tensor, axis, keepdims):
-    from ..tensor import Tensor
-
     x = as_tensor(prim.name, "input_tensor", input_tensor)
     axes = normalize_axes(prim.name, axis, x.ndim)
     if prim is REDUCE_SUM and type(x) is not Tensor:
@@ -210,7 +202,6 @@ def reduce_mean(input_tensor, axis=None, keepdims=False):
     >>> gt.reduce_mean([[1.0, 2.0], [3.0, 4.0]], axis=1).numpy()
     array([1.5, 3.5], dtype=float32)
     """
-    from ..tensor import Tensor
     from .elementwise import cast, divide
 
     x = as_tensor("reduce_mean", "input_tensor", input_tensor)

@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from .._state import recording
 from ..dispatch import apply
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..registry import defvjp, defvjp_any, primitive
@@ -84,6 +85,8 @@ def reshape(tensor, shape):
     >>> gt.reshape(gt.range(6), (2, -1)).shape
     (2, 3)
     """
+    if type(tensor) is np.ndarray and recording.arrays:
+        return tensor.reshape(shape)  # a rule in backward's array mode: the walk's own shapes
     x = as_tensor("reshape", "tensor", tensor)
     shape = as_shape("reshape", shape, allow_unknown=True)
     unknown = [i for i, s in enumerate(shape) if s == -1]
@@ -186,6 +189,8 @@ def broadcast_to(input, shape):  # noqa: A002 - TensorFlow's name
     >>> gt.broadcast_to([1.0, 2.0], (3, 2)).shape
     (3, 2)
     """
+    if type(input) is np.ndarray and recording.arrays:  # as in reshape
+        return input if input.shape == shape else np.broadcast_to(input, shape)
     x = as_tensor("broadcast_to", "input", input)
     shape = as_shape("broadcast_to", shape)
     if shape == x.shape:
