@@ -26,7 +26,8 @@ _ndarray = np.ndarray
 
 
 def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
-         consume: bool = False, followed: "set | None" = None) -> dict:
+         consume: bool = False, followed: "set | None" = None,
+         host_rules: "bool | None" = None) -> dict:
     """Cotangents of every id in ``sources``, given ``seeds`` as ``(target, cotangent)`` pairs.
 
     ``entries`` is the tape in recording order. Returns ``{uid: Tensor}`` for the connected
@@ -39,6 +40,8 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
     ``followed`` may be given when every tensor the tape was told to watch is a source: the
     ids the tape follows. Then every entry is needed (each was recorded because it read a
     followed id) and the sources feed exactly those ids, so no pruning pass is needed.
+    ``host_rules``, when known (the tape tracks it as it records), says whether every entry's
+    rules may run on host arrays, as :func:`_all_host_rules` would find.
 
     When no tape records the walk, nothing checks numerics and everything stays on the host,
     the walk runs in array mode: cotangents are NumPy arrays, small entries' rules get arrays
@@ -58,7 +61,8 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
             return _walk(needed, seeds, sources, feeds, batch, True)
         finally:
             recording.backward_of = outer
-    if recording.tapes or not _host_only(needed, seeds):
+    if recording.tapes or not _host_seeds(seeds) or not (
+            _all_host_rules(needed) if host_rules is None else host_rules):
         return _walk(needed, seeds, sources, feeds, batch, False)
     outer = recording.arrays
     recording.arrays = True
@@ -69,10 +73,14 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
     return {uid: Tensor._wrap(array) for uid, array in found.items()}
 
 
-def _host_only(needed: list, seeds: "list[tuple]") -> bool:
+def _host_seeds(seeds: "list[tuple]") -> bool:
     for _, seed in seeds:
         if type(seed) is not Tensor or type(seed._data) is not _ndarray:
             return False
+    return True
+
+
+def _all_host_rules(needed: list) -> bool:
     for entry in needed:
         if not entry[PRIM].host_walk:
             return False

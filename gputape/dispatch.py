@@ -247,6 +247,8 @@ def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) 
                      _user_line() if checking_numerics else None)
         tape._entries.append(entry)
         watched.add(result._uid)
+        if not prim.host_walk:
+            tape._host_rules = False  # (gputape.fastpath records only ops whose rules may)
 
 
 def _user_line() -> str:

@@ -29,6 +29,8 @@ class UnconnectedGradients(str, enum.Enum):
 
 
 def _unconnected(value, method: str) -> UnconnectedGradients:
+    if type(value) is UnconnectedGradients:
+        return value
     try:
         return UnconnectedGradients(value)
     except ValueError:
@@ -62,6 +64,7 @@ class GradientTape:
         self._entries: list = []
         self._watched: set = set()  # the ids the tape follows: watched, and results from them
         self._roots: set = set()  # the float ids it was told (or chose) to watch
+        self._host_rules = True  # every entry's rules may run on host arrays (dispatch.record)
         self._variables: dict = {}
         self._recording = False
         self._consumed = False
@@ -200,6 +203,7 @@ class GradientTape:
         self._entries = []
         self._watched = set()
         self._roots = set()
+        self._host_rules = True
         self._blocked = []
         self._shadow = set()
         self._escapes = {}
@@ -241,13 +245,15 @@ class GradientTape:
         # When every watched tensor is a source, nothing needs pruning (see backward.walk).
         followed = self._watched if self._roots <= wanted else None
         if self._persistent:
-            found = backward.walk(self._entries, seeds, wanted, followed=followed)
+            found = backward.walk(self._entries, seeds, wanted, followed=followed,
+                                  host_rules=self._host_rules)
         else:
             # As TensorFlow, a non-persistent tape is spent as soon as the walk starts; the
             # walk frees what the forward pass saved as it goes.
-            entries = self._entries
+            entries, host_rules = self._entries, self._host_rules
             self._end()
-            found = backward.walk(entries, seeds, wanted, consume=True, followed=followed)
+            found = backward.walk(entries, seeds, wanted, consume=True, followed=followed,
+                                  host_rules=host_rules)
         grads = [_finish(found.get(s._uid) if s.dtype.kind in "fc" else None, s, mode)
                  for s in flat_sources]
         if evidence is not None:
@@ -363,11 +369,13 @@ def _as_tensors(items: list, what: str) -> list:
 
 
 def _seeds(targets: list, output_gradients) -> list:
-    from .ops import broadcast_to, cast, convert_like, ones_like
-
     if output_gradients is None:
-        return [Tensor._wrap(np.ones_like(t._data)) if type(t._data) is np.ndarray
-                else ones_like(t) for t in targets]
+        if all(type(t._data) is np.ndarray for t in targets):
+            return [Tensor._wrap(np.ones_like(t._data)) for t in targets]
+        from .ops import ones_like
+
+        return [ones_like(t) for t in targets]
+    from .ops import broadcast_to, cast, convert_like
     grads = nest.flatten(output_gradients)
     if len(grads) != len(targets):
         raise TapeValueError(

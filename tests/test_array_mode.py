@@ -167,3 +167,30 @@ def test_a_source_reached_many_times_gets_the_tensor_modes_bits(size, rng):
     arrays = _gradients(chain, [x], outer_tape=False)[0].numpy()
     tensors = _gradients(chain, [x], outer_tape=True)[0].numpy()
     np.testing.assert_array_equal(arrays, tensors)
+
+
+def test_the_tape_knows_when_rules_need_tensors(monkeypatch):
+    # Results that stay pending on the host (a fused route for NumPy) need tensor rules.
+    from gputape import backward
+    from gputape.ops import fused
+
+    x = gt.constant([0.5, 1.0])
+    for routed in (False, True):
+        if routed:
+            fused.route("numpy")
+        try:
+            with gt.GradientTape(persistent=True) as tape:
+                tape.watch(x)
+                y = gt.reduce_sum(gt.sin(x) * x)
+            assert tape._host_rules is (not routed)
+            assert tape._host_rules is backward._all_host_rules(tape._entries)
+        finally:
+            if routed:
+                fused.unroute("numpy")
+        seen = _spy_on_sin_rule(monkeypatch)
+        grad = tape.gradient(y, x)
+        assert seen == [(True, "ndarray")] if not routed else [(False, "Tensor")]
+        want = np.cos([0.5, 1.0]) * [0.5, 1.0] + np.sin([0.5, 1.0])
+        np.testing.assert_allclose(grad.numpy(), want, rtol=1e-6)
+        tape.reset()
+        assert tape._host_rules is True
