@@ -21,6 +21,8 @@ array([3., 6.], dtype=float32)
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from . import dispatch
@@ -34,7 +36,7 @@ __all__ = ["unary", "binary"]
 _ndarray = np.ndarray
 _new = object.__new__
 _next_uid = _ids.__next__
-_NO_PARAMS: dict = {}  # shared by the entries recorded here; rules only read params
+_NO_PARAMS = types.MappingProxyType({})  # the params of every entry recorded here
 _apply = dispatch.apply
 _host_scalar = dispatch._host_scalar
 

@@ -71,11 +71,12 @@ class Primitive:
         # True while NumPy arrays get the generic forward, undeferred: dispatch's fast path;
         # then NumPy's ufunc, when the forward is one (see ufunc()): gputape.fastpath.
         self.host_generic = "numpy" not in self.overrides and "numpy" not in self.deferrable
-        ufunc = getattr(self.forward, "host_ufunc", None)
-        self.host_ufunc = ufunc if self.host_generic and _host_fast_paths else None
         # True when backward's array mode may run this op's rules on host arrays (results
         # that stay pending on the host need tensors).
         self.host_walk = self.array_rules and "numpy" not in self.deferrable
+        ufunc = getattr(self.forward, "host_ufunc", None)
+        fast = self.host_generic and self.host_walk and _host_fast_paths
+        self.host_ufunc = ufunc if fast else None
         # True when a joint rule may compute every input's cotangent at once: the walk asks;
         # the same for cotangents that are NumPy arrays; and one rule per input, none joint.
         self.joint_rules = self.vjp_all is not None or bool(self.grad_overrides)
