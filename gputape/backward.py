@@ -132,8 +132,8 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
             elif uid in owned:
                 _add_into(previous, grad)
             else:
-                cotangents[uid] = add(previous, grad)
-                if in_place:
+                total = cotangents[uid] = add(previous, grad)
+                if in_place and _writable(total._data):
                     owned.add(uid)
     return {uid: cotangents[uid] for uid in sources if uid in cotangents}
 
@@ -234,7 +234,8 @@ class _Sums:
         else:
             total = pooled_numpy.add(first, grad)
             self.first[uid] = total if type(total) is _ndarray else np.asarray(total)
-            self.owned.add(uid)
+            if _writable(total):
+                self.owned.add(uid)
 
 
 def _total(first, more: list):
@@ -318,6 +319,12 @@ def _together(entry: tuple, g, feeds: set) -> "list | None":
         return None
     needed = [t._uid in feeds for t in inputs]
     return fused(g, output, inputs, params, needed)
+
+
+def _writable(data) -> bool:
+    """Whether a sum the walk made may be added into: not a read-only broadcast of one value,
+    which is what NumPy with pooled results gives for operands that are such broadcasts."""
+    return type(data) is not _ndarray or data.flags.writeable
 
 
 def _add_into(total, grad) -> None:

@@ -165,23 +165,57 @@ _SAME_DTYPE_UFUNCS = (
 
 
 class _PooledUfunc:
-    """A NumPy ufunc that writes a large same-dtype result into a pooled buffer."""
+    """A NumPy ufunc that writes a large same-dtype result into a pooled buffer.
 
-    __slots__ = ("ufunc", "pool")
+    Operands that hold one value everywhere (every stride 0: the broadcast cotangent of a sum,
+    for one) cost no pass: when all of them do, the ufunc runs on that one value and its result
+    is broadcast (a read-only view); a product with such an operand equal to 1 is the other
+    operand, as it is.
+    """
+
+    __slots__ = ("ufunc", "pool", "identity_of_one")
 
     def __init__(self, ufunc, pool: HostPool) -> None:
         self.ufunc = ufunc
         self.pool = pool
+        self.identity_of_one = ufunc is np.multiply
 
     def __call__(self, *args, **kwargs):
         if not kwargs:
             shape_dtype = _result_of(args)
             if shape_dtype is not None:
+                result = _without_pass(self, args, shape_dtype)
+                if result is not None:
+                    return result
                 return self.ufunc(*args, out=self.pool.empty(*shape_dtype))
         return self.ufunc(*args, **kwargs)
 
     def __getattr__(self, name):  # reduce, at, nin, ... as NumPy's
         return getattr(self.ufunc, name)
+
+
+def _uniform(a) -> bool:
+    """Whether ``a`` is an array that holds one value everywhere, by its strides alone."""
+    return type(a) is np.ndarray and not any(a.strides)
+
+
+def _without_pass(pooled: _PooledUfunc, args: tuple, shape_dtype: tuple):
+    """The result of ``pooled`` on ``args`` without a pass over the elements, or None."""
+    uniform = [_uniform(a) for a in args]
+    if not any(uniform):
+        return None
+    shape, dtype = shape_dtype
+    if all(uniform[i] or type(a) is not np.ndarray for i, a in enumerate(args)):
+        values = [a[(0,) * a.ndim] if uniform[i] else a for i, a in enumerate(args)]
+        one = np.asarray(pooled.ufunc(*values))
+        return np.broadcast_to(one, shape) if one.dtype == dtype else None
+    if pooled.identity_of_one and len(args) == 2:
+        a, b = args
+        if uniform[0] and a[(0,) * a.ndim] == 1 and type(b) is np.ndarray and b.shape == shape:
+            return b
+        if uniform[1] and b[(0,) * b.ndim] == 1 and type(a) is np.ndarray and a.shape == shape:
+            return a
+    return None
 
 
 def _result_of(args: tuple) -> "tuple | None":

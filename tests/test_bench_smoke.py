@@ -120,10 +120,10 @@ def test_memory_column_measures_a_fresh_process(capsys):
 
     if not supported():
         pytest.skip("peak memory is measured through /proc (Linux only)")
-    small = peak_bytes("gputape", "sum_xy", 1000)
-    large = peak_bytes("gputape", "sum_xy", 4_000_000)
+    small = peak_bytes("gputape", "elementwise_grad", 1000)
+    large = peak_bytes("gputape", "elementwise_grad", 4_000_000)
     assert small is not None and large is not None
-    assert large > 0.9 * 2 * 4 * 4_000_000  # at least the two float32 gradients
+    assert large > 0.9 * 2 * 4 * 4_000_000  # at least the two float32 gradients (new arrays)
     assert small < large
     report = {"results": [{"workload": "sum_xy", "size": 10, "device": "cpu",
                            "framework": "gputape", "median_s": 1.0, "spread_s": 0.0,

@@ -3,6 +3,7 @@ and results identical to plain NumPy."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -115,6 +116,74 @@ def test_pooled_ufuncs_match_numpy_bit_for_bit():
         np.testing.assert_array_equal(getattr(pooled_numpy, name)(x), getattr(np, name)(x))
     np.testing.assert_array_equal(pooled_numpy.multiply(x, 2.5), x * np.float32(2.5))
     np.testing.assert_array_equal(pooled_numpy.add.reduce(x), np.add.reduce(x))
+
+
+_N = 1 << 17  # float32: 512 KB, pooled
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", hostpool._SAME_DTYPE_UFUNCS)
+def test_operands_of_one_value_cost_no_pass_and_give_numpys_bits(name, dtype):
+    ufunc = getattr(np, name)
+    rng = np.random.default_rng(len(name))
+    values = [dtype(v) for v in rng.uniform(0.25, 1.75, ufunc.nin)]
+    uniform = [np.broadcast_to(np.asarray(v), (_N,)) for v in values]
+    with np.errstate(all="ignore"):
+        got = getattr(pooled_numpy, name)(*uniform)
+        want = ufunc(*[np.full(_N, v) for v in values])
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert not any(got.strides) and not got.flags.writeable  # one value, broadcast
+    np.testing.assert_array_equal(got, want)
+    if ufunc.nin == 2:  # one operand of one value, the other a full array: a real pass
+        full = rng.uniform(0.25, 1.75, _N).astype(dtype)
+        with np.errstate(all="ignore"):
+            got = getattr(pooled_numpy, name)(uniform[0], full)
+            want = ufunc(np.full(_N, values[0]), full)
+        assert got.base is not None  # it came from the pool
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_product_with_a_broadcast_one_is_the_other_operand():
+    x = np.random.default_rng(4).uniform(-2, 2, (256, 512)).astype(np.float32)
+    one = np.broadcast_to(np.float32(1), x.shape)
+    assert pooled_numpy.multiply(one, x) is x
+    assert pooled_numpy.multiply(x, one) is x
+    assert pooled_numpy.multiply(x, np.ones((), np.float32)) is x
+    two = np.broadcast_to(np.float32(2), x.shape)
+    np.testing.assert_array_equal(pooled_numpy.multiply(x, two), x * 2)
+    assert pooled_numpy.add(x, one) is not x  # only products
+
+
+@pytest.mark.parametrize("numerics", [False, True], ids=["array-mode", "tensor-mode"])
+def test_sums_of_broadcast_cotangents_are_never_added_into(numerics):
+    # Each reduce_sum sends x a read-only broadcast of one value; the walk must not add the
+    # third one into the (read-only) sum of the first two.
+    x = gt.constant(np.random.default_rng(5).uniform(-1, 1, _N).astype(np.float32))
+    context = gt.debugging.check_numerics() if numerics else contextlib.nullcontext()
+    with context, gt.GradientTape() as tape:
+        tape.watch(x)
+        loss = gt.reduce_sum(x) + gt.reduce_sum(x) + gt.reduce_sum(x) + gt.reduce_sum(x * 2)
+    grad = tape.gradient(loss, x).numpy()
+    np.testing.assert_array_equal(grad, np.full(_N, 5, np.float32))
+
+
+def test_gradients_through_products_with_a_broadcast_one_are_exact():
+    rng = np.random.default_rng(6)
+    x = gt.constant(rng.uniform(0.5, 1.5, _N))
+    y = gt.constant(rng.uniform(0.5, 1.5, _N))
+    with gt.GradientTape(persistent=True) as outer:
+        outer.watch([x, y])
+        with gt.GradientTape() as inner:
+            inner.watch([x, y])
+            loss = gt.reduce_sum(x * y + x ** 3)
+        gx, gy = inner.gradient(loss, [x, y])
+        curvature = gt.reduce_sum(gx)
+    np.testing.assert_array_equal(gy.numpy(), x.numpy())
+    np.testing.assert_allclose(gx.numpy(), y.numpy() + 3 * x.numpy() ** 2, rtol=1e-14)
+    np.testing.assert_allclose(outer.gradient(curvature, x).numpy(), 6 * x.numpy(), rtol=1e-14)
+    assert outer.gradient(curvature, y) is not None
+    gy.numpy()[0] = -1.0  # exported arrays are copies: x is untouched
+    assert x.numpy()[0] != -1.0
 
 
 def test_live_tensors_never_share_a_pooled_buffer():

@@ -36,12 +36,12 @@ def _pow_forward(xp, x, p):
         exponent = float(p)
         if exponent == 2.0:
             return xp.multiply(x, x)
-        if exponent == 3.0:
+        if exponent in (3.0, 4.0):
             out = xp.multiply(x, x)
-            return xp.multiply(out, x, out=out)
-        if exponent == 4.0:
-            out = xp.multiply(x, x)
-            return xp.multiply(out, out, out=out)
+            other = x if exponent == 3.0 else out
+            if not out.flags.writeable:  # a broadcast of one value (gputape.hostpool)
+                return xp.multiply(out, other)
+            return xp.multiply(out, other, out=out)
     return xp.power(x, p)
 
 
