@@ -12,6 +12,7 @@
 from . import (
     debugging,
     hostpool,
+    hostthreads,
     nest,
     nn,  # noqa: E402 - needs the ops above
     optimizers,
@@ -82,6 +83,7 @@ __all__ = [
     "DeviceMismatchError", "DTypeError", "float16", "float32", "float64", "from_dlpack",
     "GputapeError", "grad", "GradientRuleError", "gradients_function", "GradientTape", "hessian",
     "hostpool",
+    "hostthreads",
     "IndexOutOfRangeError", "int16", "int32", "int64", "int8", "list_devices", "load", "nest",
     "nn", "optimizers", "save", "ShapeError", "TapeError", "TapeTypeError", "TapeValueError",
     "Tensor", "testing", "uint8", "UnconnectedGradients", "UnconnectedGradientWarning",

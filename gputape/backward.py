@@ -15,7 +15,7 @@ import collections
 
 import numpy as np
 
-from . import dispatch
+from . import dispatch, hostthreads
 from ._state import INPUTS, OUTPUT, PRIM, recording
 from .debugging import check_gradient
 from .device import namespace_of
@@ -230,7 +230,7 @@ class _Sums:
         elif grad.nbytes < MIN_BYTES:
             self.later[uid].append(grad)
         elif uid in self.owned:
-            np.add(first, grad, out=first)
+            hostthreads.run(np.add, (first, grad), first)
         else:
             total = pooled_numpy.add(first, grad)
             self.first[uid] = total if type(total) is _ndarray else np.asarray(total)

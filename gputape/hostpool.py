@@ -25,6 +25,8 @@ import threading
 
 import numpy as np
 
+from . import hostthreads
+
 __all__ = ["MIN_BYTES", "HostPool", "POOL", "pooled_numpy", "release", "stats"]
 
 MIN_BYTES = 1 << 18  # smaller arrays come from malloc's own free lists without faults
@@ -187,7 +189,7 @@ class _PooledUfunc:
                 result = _without_pass(self, args, shape_dtype)
                 if result is not None:
                     return result
-                return self.ufunc(*args, out=self.pool.empty(*shape_dtype))
+                return hostthreads.run(self.ufunc, args, self.pool.empty(*shape_dtype))
         return self.ufunc(*args, **kwargs)
 
     def __getattr__(self, name):  # reduce, at, nin, ... as NumPy's
