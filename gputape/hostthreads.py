@@ -3,9 +3,11 @@
 NumPy runs every ufunc on one core. On a few million elements a transcendental such as ``sin``
 is bound by arithmetic, not memory, and two cores take half the time (PyTorch splits such ops
 across its intra-op threads for the same reason). For results of at least :data:`MIN_BYTES`,
-the pooled forwards (:mod:`gputape.hostpool`) hand the ufunc to :func:`run`, which gives each
-of ``count()`` threads a contiguous share of the elements. NumPy releases the GIL inside its
-loops, so the shares run at once.
+the pooled forwards (:mod:`gputape.hostpool`) hand the ufunc to :func:`run`, which cuts the
+elements into contiguous chunks that the calling thread and ``count() - 1`` workers take in
+turn. NumPy releases the GIL inside its loops, so the chunks run at once; a worker that starts
+late (its core busy elsewhere) finds the chunks taken, so the call is never slower than one
+thread by more than a few microseconds.
 
 Each element is computed by the same loop as before, so the results are the same bits.
 NumPy's floating-point error settings (``np.errstate``) of the calling thread apply in every
@@ -18,6 +20,7 @@ another thread is already using the workers, the ufunc runs as usual, in the cal
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 
@@ -26,43 +29,73 @@ import numpy as np
 __all__ = ["MIN_BYTES", "count", "run", "set_count"]
 
 MIN_BYTES = 1 << 22  # below about 4 MB, waking a thread costs more than it saves (NOTES.md)
-_ALIGN = 64  # elements per share boundary: shares start on whole cache lines
+_ALIGN = 64  # elements per chunk boundary: chunks start on whole cache lines
+_CHUNKS_PER_THREAD = 4  # so that a thread that starts late still finds work, or none
 _DEFAULT_MAX = 4
 
 
+class _Job:
+    """One ufunc call cut into chunks that every participant takes in turn until none is left.
+
+    A participant that comes late finds nothing to do; the caller never waits for one that has
+    not started, only for chunks already being computed.
+    """
+
+    def __init__(self, ufunc, args: list, out: np.ndarray, bounds: "list[int]") -> None:
+        self.ufunc = ufunc
+        self.args = args
+        self.out = out
+        self.bounds = bounds
+        self.errors = np.geterr()
+        self.error: "BaseException | None" = None
+        self._next = itertools.count().__next__  # atomic under the GIL
+        self._left = len(bounds) - 1
+        self._lock = threading.Lock()
+        self.finished = threading.Lock()
+        self.finished.acquire()
+
+    def work(self) -> None:
+        """Compute chunks until none is left."""
+        bounds = self.bounds
+        chunks = len(bounds) - 1
+        while True:
+            i = self._next()
+            if i >= chunks:
+                return
+            lo, hi = bounds[i], bounds[i + 1]
+            try:
+                self.ufunc(*_share(self.args, lo, hi), out=self.out[lo:hi])
+            except BaseException as error:  # raised in the caller, once every chunk is done
+                self.error = self.error or error
+            with self._lock:
+                self._left -= 1
+                if self._left == 0:
+                    self.finished.release()
+
+
 class _Worker:
-    """One daemon thread that runs one share at a time."""
+    """A daemon thread that helps with one job at a time."""
 
     def __init__(self) -> None:
+        self.busy = False  # set by the caller when it hands a job, cleared here when done
+        self._job: "_Job | None" = None
         self._go = threading.Lock()
         self._go.acquire()
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._job: "tuple | None" = None
-        self._error: "BaseException | None" = None
         threading.Thread(target=self._loop, name="gputape-host", daemon=True).start()
 
-    def start(self, ufunc, args: list, out: np.ndarray, errors: dict) -> None:
-        self._job = (ufunc, args, out, errors)
+    def help(self, job: _Job) -> None:
+        self.busy = True
+        self._job = job
         self._go.release()
-
-    def wait(self) -> None:
-        self._done.acquire()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
 
     def _loop(self) -> None:
         while True:
             self._go.acquire()
-            ufunc, args, out, errors = self._job
-            self._job = None
-            try:
-                with np.errstate(**errors):
-                    ufunc(*args, out=out)
-            except BaseException as error:  # handed to the caller by wait()
-                self._error = error
-            self._done.release()
+            job, self._job = self._job, None
+            with np.errstate(**job.errors):
+                job.work()
+            del job  # holds the job's arrays, pooled buffers among them
+            self.busy = False
 
 
 class _Threads:
@@ -74,31 +107,24 @@ class _Threads:
         self._busy = threading.Lock()
 
     def run(self, ufunc, args: tuple, out: np.ndarray) -> bool:
-        """Run ``ufunc(*args, out=out)`` in shares; False (nothing done) when it cannot."""
+        """Run ``ufunc(*args, out=out)`` in chunks; False (nothing done) when it cannot."""
         views = _flat_views(args, out)
         if views is None or not self._busy.acquire(blocking=False):
             return False
         try:
             flat_args, flat_out = views
-            bounds = _bounds(flat_out.shape[0], self.count)
-            while len(self._workers) < len(bounds) - 2:
+            helpers = self.count - 1
+            while len(self._workers) < helpers:
                 self._workers.append(_Worker())
-            errors = np.geterr()
-            started = []
-            try:
-                for worker, (lo, hi) in zip(self._workers, zip(bounds[1:-1], bounds[2:])):
-                    worker.start(ufunc, _share(flat_args, lo, hi), flat_out[lo:hi], errors)
-                    started.append(worker)
-                ufunc(*_share(flat_args, 0, bounds[1]), out=flat_out[:bounds[1]])
-            finally:
-                failure = None
-                for worker in started:
-                    try:
-                        worker.wait()
-                    except BaseException as error:
-                        failure = failure or error
-                if failure is not None:
-                    raise failure
+            job = _Job(ufunc, flat_args, flat_out,
+                       _bounds(flat_out.shape[0], _CHUNKS_PER_THREAD * self.count))
+            for worker in self._workers[:helpers]:
+                if not worker.busy:  # one still busy with an earlier job is left out
+                    worker.help(job)
+            job.work()
+            job.finished.acquire()  # chunks other threads are still computing
+            if job.error is not None:
+                raise job.error
             return True
         finally:
             self._busy.release()

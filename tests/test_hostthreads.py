@@ -82,9 +82,9 @@ def test_small_results_and_a_count_of_one_are_not_split(two_threads, splits):
     assert splits == []
 
 
-def test_errors_in_a_workers_share_are_raised_in_the_caller(two_threads, splits):
+def test_errors_are_raised_in_the_caller(two_threads, splits):
     x = np.linspace(1.0, 2.0, _N)
-    x[-1] = 0.0  # in the last share, which a worker computes
+    x[::4096] = 0.0  # in every chunk, whichever thread takes it
     with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
         hostthreads.run(np.log, (x,), np.empty_like(x))
     assert splits == []  # raised from within the split call
@@ -92,9 +92,46 @@ def test_errors_in_a_workers_share_are_raised_in_the_caller(two_threads, splits)
         warnings.simplefilter("error")
         with np.errstate(divide="ignore"):
             out = hostthreads.run(np.log, (x,), np.empty_like(x))
-    assert out[-1] == -np.inf and splits == [True]
+    assert out[0] == -np.inf and splits == [True]
     # the workers are usable again afterwards
     np.testing.assert_array_equal(hostthreads.run(np.exp, (x,), np.empty_like(x)), np.exp(x))
+
+
+def test_a_worker_uses_the_callers_error_settings():
+    x = np.linspace(1.0, 2.0, 10_000)
+    x[-1] = 0.0
+    worker = hostthreads._Worker()
+    for setting, expected in [("raise", FloatingPointError), ("ignore", type(None))]:
+        with np.errstate(divide=setting):
+            job = hostthreads._Job(np.log, [x], np.empty_like(x), [0, 5_000, 10_000])
+        worker.help(job)  # the caller computes nothing: every chunk is the worker's
+        assert job.finished.acquire(timeout=30)
+        assert type(job.error) is expected
+
+
+def test_a_worker_still_busy_is_left_out_and_keeps_nothing_alive(two_threads):
+    import gc
+    import weakref
+
+    x = np.linspace(0.0, 1.0, _N)
+    hostthreads.run(np.sin, (x,), np.empty_like(x))  # the worker exists
+    worker = hostthreads._THREADS._workers[0]
+    worker.busy = True  # as if it were still on an earlier job
+    try:
+        out = hostthreads.run(np.sin, (x,), np.empty_like(x))  # the caller does every chunk
+    finally:
+        worker.busy = False
+    np.testing.assert_array_equal(out, np.sin(x))
+    out = hostthreads.run(np.cos, (x,), np.empty_like(x))
+    np.testing.assert_array_equal(out, np.cos(x))
+    alive = weakref.ref(out)
+    del out
+    for _ in range(3000):  # the worker may still be returning from its last job
+        gc.collect(0)
+        if alive() is None and not worker.busy:
+            break
+        threading.Event().wait(0.001)
+    assert alive() is None
 
 
 def test_a_caller_finding_the_workers_busy_runs_alone(two_threads, splits):
