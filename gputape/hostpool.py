@@ -190,6 +190,11 @@ class _PooledUfunc:
                 if result is not None:
                     return result
                 return hostthreads.run(self.ufunc, args, self.pool.empty(*shape_dtype))
+        elif len(kwargs) == 1 and type(kwargs.get("out")) is np.ndarray:
+            out = kwargs["out"]  # in place, as in x*x*x: the same threads, no pool
+            if (_result_of(args) == (out.shape, out.dtype) and out.flags.writeable
+                    and all(a is out or not np.may_share_memory(a, out) for a in args)):
+                return hostthreads.run(self.ufunc, args, out)
         return self.ufunc(*args, **kwargs)
 
     def __getattr__(self, name):  # reduce, at, nin, ... as NumPy's

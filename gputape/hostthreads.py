@@ -20,7 +20,6 @@ another thread is already using the workers, the ufunc runs as usual, in the cal
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 
@@ -48,7 +47,7 @@ class _Job:
         self.bounds = bounds
         self.errors = np.geterr()
         self.error: "BaseException | None" = None
-        self._next = itertools.count().__next__  # atomic under the GIL
+        self._taken = 0
         self._left = len(bounds) - 1
         self._lock = threading.Lock()
         self.finished = threading.Lock()
@@ -59,7 +58,9 @@ class _Job:
         bounds = self.bounds
         chunks = len(bounds) - 1
         while True:
-            i = self._next()
+            with self._lock:
+                i = self._taken
+                self._taken += 1
             if i >= chunks:
                 return
             lo, hi = bounds[i], bounds[i + 1]

@@ -186,6 +186,24 @@ def test_gradients_through_products_with_a_broadcast_one_are_exact():
     assert x.numpy()[0] != -1.0
 
 
+def test_results_written_in_place_are_split_across_threads_only_when_safe(monkeypatch):
+    calls = []
+    monkeypatch.setattr(hostpool.hostthreads, "run",
+                        lambda ufunc, args, out: calls.append(ufunc) or ufunc(*args, out=out))
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.5, 1.5, 1 << 18)
+    out = x * x
+    want = out * x
+    assert pooled_numpy.multiply(out, x, out=out) is out  # x*x*x, as pow's forward does it
+    np.testing.assert_array_equal(out, want)
+    assert calls == [np.multiply]
+    shifted = x.copy()  # overlapping views: NumPy's own call, which buffers
+    want = x[1:] + x[:-1]
+    pooled_numpy.add(shifted[1:], shifted[:-1], out=shifted[:-1])
+    np.testing.assert_array_equal(shifted[:-1], want)
+    assert calls == [np.multiply]
+
+
 def test_live_tensors_never_share_a_pooled_buffer():
     rng = np.random.default_rng(0)
     n = 1 << 17  # 512 KB in float32: pooled
