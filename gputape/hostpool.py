@@ -203,7 +203,7 @@ class _PooledUfunc:
 
 def _uniform(a) -> bool:
     """Whether ``a`` is an array that holds one value everywhere, by its strides alone."""
-    return type(a) is np.ndarray and not any(a.strides)
+    return type(a) is np.ndarray and a.size > 0 and not any(a.strides)
 
 
 def _without_pass(pooled: _PooledUfunc, args: tuple, shape_dtype: tuple):

@@ -152,6 +152,8 @@ def test_a_product_with_a_broadcast_one_is_the_other_operand():
     two = np.broadcast_to(np.float32(2), x.shape)
     np.testing.assert_array_equal(pooled_numpy.multiply(x, two), x * 2)
     assert pooled_numpy.add(x, one) is not x  # only products
+    empty = np.broadcast_to(np.float32(1), (0,))  # strides 0 but no value to read
+    assert pooled_numpy.multiply(empty, np.empty(0, np.float32)).shape == (0,)
 
 
 @pytest.mark.parametrize("numerics", [False, True], ids=["array-mode", "tensor-mode"])
