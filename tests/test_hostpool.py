@@ -284,3 +284,59 @@ def test_threads_never_get_a_buffer_in_use():
     for t in threads:
         t.join()
     assert not errors
+
+
+# -- zeros_operand: the zero that relu and softplus compare against ------------------------
+
+def _special_values(size, dtype):
+    x = np.random.default_rng(3).standard_normal(size).astype(dtype)
+    x[::7] = -0.0
+    x[::11] = np.nan
+    x[::13] = -np.inf
+    x[5] = np.inf
+    x[17] = -np.nan
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("size", [20, 4096, 100_003])
+def test_maximum_with_zeros_operand_has_the_bits_of_a_scalar_zero(dtype, size):
+    x = _special_values(size, dtype)
+    zero = hostpool.zeros_operand(x.shape, x.dtype)
+    bits = np.dtype(f"u{np.dtype(dtype).itemsize}")
+    expected = np.maximum(x, np.zeros((), dtype))
+    np.testing.assert_array_equal(np.maximum(x, zero).view(bits), expected.view(bits))
+
+
+def test_zeros_operand_is_read_only_zeros_of_the_shape_asked():
+    zero = hostpool.zeros_operand((64, 100), np.float32)
+    assert zero.shape == (64, 100) and zero.dtype == np.float32
+    assert not zero.flags.writeable
+    assert not zero.any()
+    with pytest.raises(ValueError):
+        zero[0, 0] = 1.0
+
+
+def test_zeros_operand_is_one_value_when_small_or_huge():
+    assert hostpool.zeros_operand((7,), np.float64).shape == ()
+    huge = (hostpool._ZEROS_MAX_BYTES // 4 + 1,)
+    assert hostpool.zeros_operand(huge, np.float32).shape == ()
+
+
+def test_zeros_operand_grows_and_earlier_views_stay_zero(monkeypatch):
+    monkeypatch.setattr(hostpool, "_ZEROS", {})
+    small = hostpool.zeros_operand((4096,), np.float64)
+    big = hostpool.zeros_operand((3 << 20,), np.float64)  # larger than the first array made
+    assert big.size == 3 << 20 and not big.any()
+    assert not small.any() and small.shape == (4096,)
+
+
+@pytest.mark.parametrize("op", [gt.relu, gt.nn.softplus], ids=["relu", "softplus"])
+def test_relu_and_softplus_on_large_inputs_match_a_scalar_zero(op):
+    x = _special_values(50_000, np.float32)
+    got = op(gt.constant(x)).numpy()
+    if op is gt.relu:
+        expected = np.maximum(x, np.float32(0))
+    else:
+        expected = (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(np.float32)
+    np.testing.assert_array_equal(got, expected)

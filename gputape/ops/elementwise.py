@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..dispatch import apply
 from ..fastpath import binary, unary
+from ..hostpool import zeros_operand
 from ..registry import defvjp, primitive, ufunc
 
 # -- arithmetic ---------------------------------------------------------------------------
@@ -100,9 +101,18 @@ def _sigmoid_forward(xp, x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
+def _zero_for(xp, x):
+    """A zero operand for ``maximum(x, zero)``: on the host, an array of zeros of x's shape, for
+    which NumPy's maximum has a SIMD loop (gputape.hostpool.zeros_operand)."""
+    if xp.__name__ == "numpy":
+        return zeros_operand(x.shape, x.dtype)
+    return xp.zeros((), x.dtype)
+
+
 def _softplus_forward(xp, x):
     # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow at +1e4, no cancellation at -1e4.
-    return (xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))).astype(x.dtype, copy=False)
+    result = xp.maximum(x, _zero_for(xp, x)) + xp.log1p(xp.exp(-xp.abs(x)))
+    return result.astype(x.dtype, copy=False)
 
 
 SIGMOID = _float_unary("sigmoid", _sigmoid_forward, lambda g, ans, x: g * (ans * (1 - ans)))
@@ -111,7 +121,7 @@ SOFTPLUS = _float_unary("softplus", _softplus_forward, lambda g, ans, x: g * sig
 # relu's gradient uses a step function whose own gradient is zero (not None), as TF's ReluGrad.
 STEP = defvjp(primitive("step", lambda xp, x: (x > 0).astype(x.dtype)),
               lambda g, ans, x: zeros_like_tensor(x))
-RELU = defvjp(primitive("relu", lambda xp, x: xp.maximum(x, xp.zeros((), x.dtype))),
+RELU = defvjp(primitive("relu", lambda xp, x: xp.maximum(x, _zero_for(xp, x))),
               lambda g, ans, x: g * apply(STEP, x))
 ABS = defvjp(primitive("abs", ufunc("abs")), lambda g, ans, x: g * sign(x))
 SIGN = defvjp(primitive("sign", ufunc("sign")), lambda g, ans, x: zeros_like_tensor(x))
