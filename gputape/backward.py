@@ -20,6 +20,7 @@ from ._state import INPUTS, OUTPUT, PRIM, recording
 from .debugging import check_gradient
 from .device import namespace_of
 from .hostpool import MIN_BYTES, pooled_numpy
+from .hostview import broadcast_view
 from .tensor import Tensor
 
 _ndarray = np.ndarray
@@ -301,7 +302,7 @@ def _fit_array(grad, like, batch_shape: tuple):
         if grad.ndim - batch >= like.ndim and _sum_to_axes(grad.shape[batch:], like.shape):
             grad = _sum_to_forward(np, grad, like.shape, batch)
         if grad.shape != want:
-            grad = np.broadcast_to(grad, want)
+            grad = broadcast_view(grad, want)
     if grad.dtype != like.dtype:
         grad = grad.astype(like.dtype)
     return np.asarray(grad)

@@ -371,7 +371,7 @@ def _as_tensors(items: list, what: str) -> list:
 def _seeds(targets: list, output_gradients) -> list:
     if output_gradients is None:
         if all(type(t._data) is np.ndarray for t in targets):
-            return [Tensor._wrap(np.ones_like(t._data)) for t in targets]
+            return [Tensor._wrap(_host_ones(t._data)) for t in targets]
         from .ops import ones_like
 
         return [ones_like(t) for t in targets]
@@ -401,6 +401,20 @@ def _seeds(targets: list, output_gradients) -> list:
                 ) from None
         seeds.append(cast(g, t.dtype) if g.dtype != t.dtype else g)
     return seeds
+
+
+_ONES: dict = {}  # dtype -> a read-only 0-d one: the seed of every scalar host target
+
+
+def _host_ones(like: np.ndarray) -> np.ndarray:
+    """Ones shaped like ``like``: the seed of a host target (a shared one for a scalar)."""
+    if like.ndim:
+        return np.ones(like.shape, like.dtype)
+    one = _ONES.get(like.dtype)
+    if one is None:
+        one = _ONES[like.dtype] = np.ones((), like.dtype)
+        one.flags.writeable = False
+    return one
 
 
 def _finish(grad, source: Tensor, mode: UnconnectedGradients):

@@ -31,6 +31,8 @@ def _sum_forward(xp, x, axes, keepdims):
 
 
 def _sum_vjp(g, ans, x, axes, keepdims):
+    if g.ndim == 0:  # the sum of everything, no batch: one value to spread
+        return broadcast_to(g, x.shape)
     spread = _spread(g, ans, x, axes, keepdims)
     return broadcast_to(spread, spread.shape[: spread.ndim - x.ndim] + x.shape)
 

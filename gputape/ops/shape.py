@@ -10,6 +10,7 @@ import numpy as np
 from .._state import recording
 from ..dispatch import apply
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
+from ..hostview import broadcast_view
 from ..registry import defvjp, defvjp_any, primitive
 from ..tensor import Tensor
 from ._axes import as_shape, as_tensor, lead, normalize_axes, normalize_axis
@@ -30,9 +31,13 @@ TRANSPOSE = defvjp(primitive("transpose", lambda xp, x, perm: xp.transpose(x, pe
                              unify=()),
                    _transpose_vjp)
 
+
+def _broadcast_forward(xp, x, shape):
+    return broadcast_view(x, shape) if xp.__name__ == "numpy" else xp.broadcast_to(x, shape)
+
+
 # The walker sums the cotangent back to the input's shape: broadcast_to needs no rule body.
-BROADCAST_TO = defvjp(primitive("broadcast_to", lambda xp, x, shape: xp.broadcast_to(x, shape),
-                                ("input",), unify=()),
+BROADCAST_TO = defvjp(primitive("broadcast_to", _broadcast_forward, ("input",), unify=()),
                       lambda g, ans, x, shape: g)
 
 
@@ -190,7 +195,7 @@ def broadcast_to(input, shape):  # noqa: A002 - TensorFlow's name
     (3, 2)
     """
     if type(input) is np.ndarray and recording.arrays:  # as in reshape
-        return input if input.shape == shape else np.broadcast_to(input, shape)
+        return input if input.shape == shape else broadcast_view(input, shape)
     x = as_tensor("broadcast_to", "input", input)
     shape = as_shape("broadcast_to", shape)
     if shape == x.shape:
