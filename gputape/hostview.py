@@ -1,9 +1,9 @@
 """Broadcast views of host arrays, made without NumPy's Python-level machinery.
 
-``np.broadcast_to`` runs an ``nditer`` set-up in Python: 2.4 us for a 0-d array on the 2-core
+``np.broadcast_to`` sets up an ``nditer`` from Python: 2.4 us for a 0-d array on the 2-core
 benchmark box, which every gradient of a reduction pays (the reduced cotangent is spread back
-over the input's shape). The same read-only view built directly from the array's memory, with
-zero strides along the broadcast dimensions, takes 0.9 us (bench/NOTES.md).
+over the input's shape). The same read-only view built directly on the array's memory, with
+zero strides along the broadcast dimensions, takes about 1 us (bench/NOTES.md, section 14).
 """
 
 from __future__ import annotations

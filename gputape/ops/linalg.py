@@ -26,7 +26,8 @@ def host_matmul(a, b):
     ``a[i] @ b`` for every ``i`` is the rows of all ``a[i]`` stacked, times ``b``; and ``a @ b[i]``
     is the same with both sides transposed (``(b[i]^T @ a^T)^T``). One BLAS call then reads the
     shared matrix once instead of once per batch element: a (256, 256) matrix times 256 vectors
-    takes 0.2 ms instead of 0.64 (bench/NOTES.md). The sums may round differently from NumPy's.
+    takes 0.2 ms instead of 0.64 (bench/NOTES.md, section 14). The sums may round differently
+    from NumPy's.
 
     Examples
     --------
