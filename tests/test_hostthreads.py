@@ -165,6 +165,8 @@ def _in_child(queue):
     queue.put(bool(np.array_equal(hostthreads.run(np.sin, (x,), np.empty_like(x)), np.sin(x))))
 
 
+# Forking a process that has worker threads is the point here; Python 3.12+ warns about it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_starts_its_own_workers(two_threads):
     x = np.linspace(0.0, 1.0, _N)
     hostthreads.run(np.sin, (x,), np.empty_like(x))  # the parent's workers exist
