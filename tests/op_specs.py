@@ -212,14 +212,21 @@ SPECS: "dict[str, Spec]" = {
         (gt.matmul, ((2, 1, 3, 4), (3, 4, 2))),
         (lambda a, b: a @ b, ((4,), (4, 3))),
         (lambda a, b: gt.matmul(a, b, transpose_a=True, transpose_b=True), ((4, 3), (2, 4))),
+        (lambda a, b: gt.matmul(a, b, transpose_a=True), ((4, 3), (4, 2))),
+        (lambda a, b: gt.matmul(a, b, transpose_b=True), ((3, 4), (2, 4))),
+        (lambda a, b: gt.matmul(a, b, transpose_a=True), ((2, 4, 3), (4, 5))),
+        (lambda a, b: gt.matmul(a, b, transpose_b=True), ((3, 4), (2, 5, 4))),
     ]),
     "softmax": Spec([
         (lambda x: gt.softmax(x) * gt.range(4, dtype=x.dtype), ((3, 4),)),
         (lambda x: gt.softmax(x, axis=0) ** 2, ((3, 4),)),
+        # many short rows: the row maxima column by column
+        (lambda x: gt.softmax(x) * gt.range(2, dtype=x.dtype), ((70, 2),)),
     ]),
     "log_softmax": Spec([
         (lambda x: gt.log_softmax(x) * gt.range(4, dtype=x.dtype), ((3, 4),)),
         (lambda x: gt.nn.softmax_cross_entropy_with_logits(gt.softmax(x), x * 2), ((2, 3),)),
+        (lambda x: gt.log_softmax(x) * gt.range(3, dtype=x.dtype), ((150, 3),)),
     ]),
     "custom_gradient": Spec([(lambda x: _custom_cube()(x), ((3,),))]),
 }

@@ -79,3 +79,40 @@ def test_jacobian_through_a_shared_matrix(n):
     t = np.tanh(w_ @ x_)
     want = np.diag(t) + (x_ * (1 - t * t))[:, None] * w_
     np.testing.assert_allclose(jac, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_jacobian_through_transposed_operands(transpose_a, transpose_b):
+    """The batched cotangents of a jacobian take the same rules as one row at a time."""
+    rng = np.random.default_rng(3)
+    a = gt.constant(rng.standard_normal((3, 4) if transpose_a else (4, 3)))
+    b = gt.constant(rng.standard_normal((5, 3) if transpose_b else (3, 5)))
+    jacobians = []
+    for vectorize in (True, False):
+        with gt.GradientTape(persistent=True) as tape:
+            tape.watch([a, b])
+            y = gt.sin(gt.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b))
+        jacobians.append(tape.jacobian(y, [a, b], experimental_use_pfor=vectorize))
+    op_a = a.numpy().T if transpose_a else a.numpy()
+    op_b = b.numpy().T if transpose_b else b.numpy()
+    d = np.cos(op_a @ op_b)  # (4, 5)
+    for (ja, jb), label in zip(jacobians, ("vectorized", "row by row")):
+        assert ja.shape == (4, 5) + a.shape and jb.shape == (4, 5) + b.shape, label
+    np.testing.assert_allclose(jacobians[0][0].numpy(), jacobians[1][0].numpy(), rtol=1e-12)
+    np.testing.assert_allclose(jacobians[0][1].numpy(), jacobians[1][1].numpy(), rtol=1e-12)
+    # d y[i, j] / d op_a[i, k] = d[i, j] op_b[k, j]; d y[i, j] / d op_b[k, j] = d[i, j] op_a[i, k]
+    ja = jacobians[0][0].numpy()
+    jb = jacobians[0][1].numpy()
+    if transpose_a:
+        ja = ja.transpose(0, 1, 3, 2)
+    if transpose_b:
+        jb = jb.transpose(0, 1, 3, 2)
+    for i in range(4):
+        for j in range(5):
+            expected_a = np.zeros((4, 3))
+            expected_a[i] = d[i, j] * op_b[:, j]
+            expected_b = np.zeros((3, 5))
+            expected_b[:, j] = d[i, j] * op_a[i]
+            np.testing.assert_allclose(ja[i, j], expected_a, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(jb[i, j], expected_b, rtol=1e-12, atol=1e-15)

@@ -10,7 +10,11 @@ from ..registry import defvjp, primitive
 from ._axes import as_tensor
 
 
-def _matmul_forward(xp, a, b):
+def _matmul_forward(xp, a, b, transpose_a=False, transpose_b=False):
+    if transpose_a:
+        a = xp.swapaxes(a, -1, -2)
+    if transpose_b:
+        b = xp.swapaxes(b, -1, -2)
     return host_matmul(a, b) if xp.__name__ == "numpy" else xp.matmul(a, b)
 
 
@@ -56,10 +60,31 @@ def _stacked_product(a, b):
     return out.reshape(a.shape[:-1] + (b.shape[1],))
 
 
-# Batched and broadcasting over leading dimensions (the walker sums the cotangent back).
-MATMUL = defvjp(primitive("matmul", _matmul_forward, ("a", "b")),
-                lambda g, ans, a, b: matmul(g, b, transpose_b=True),
-                lambda g, ans, a, b: matmul(a, g, transpose_a=True))
+def _product(a, b, transpose_a, transpose_b):
+    """``MATMUL`` of operands of rank >= 2, the transposes as parameters only when set (a
+    product without them takes the walk's plain call)."""
+    if transpose_a or transpose_b:
+        return apply(MATMUL, a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+    return apply(MATMUL, a, b)
+
+
+# c = op(a) @ op(b), op a transpose of the last two dimensions where its flag is set (as
+# TensorFlow's MatMul): d op(a) = g @ op(b)^T and d op(b) = op(a)^T @ g, each transposed back
+# where its operand was. Batched and broadcasting over leading dimensions (the walk sums the
+# cotangent back).
+def _matmul_vjp_a(g, ans, a, b, transpose_a=False, transpose_b=False):
+    if transpose_a:
+        return _product(b, g, transpose_b, True)
+    return _product(g, b, False, not transpose_b)
+
+
+def _matmul_vjp_b(g, ans, a, b, transpose_a=False, transpose_b=False):
+    if transpose_b:
+        return _product(g, a, True, transpose_a)
+    return _product(a, g, not transpose_a, False)
+
+
+MATMUL = defvjp(primitive("matmul", _matmul_forward, ("a", "b")), _matmul_vjp_a, _matmul_vjp_b)
 
 
 def matmul(a, b, transpose_a=False, transpose_b=False):
@@ -72,9 +97,21 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     >>> gt.matmul([[1.0, 2.0]], [[3.0], [4.0]]).numpy()
     array([[11.]], dtype=float32)
     """
+    a, b = as_tensor("matmul", "a", a), as_tensor("matmul", "b", b)
+    a_shape, b_shape = a.shape, b.shape
+    if len(a_shape) >= 2 and len(b_shape) >= 2:  # the common case: no vector to expand
+        k_a = a_shape[-2] if transpose_a else a_shape[-1]
+        k_b = b_shape[-1] if transpose_b else b_shape[-2]
+        if k_a == k_b:
+            return _product(a, b, transpose_a, transpose_b)
+    return _matmul_of_vectors(a, b, transpose_a, transpose_b)
+
+
+def _matmul_of_vectors(a, b, transpose_a, transpose_b):
+    """:func:`matmul` with a 1-d operand (a row or column for the product, dropped after it)
+    or operands that do not fit: the errors."""
     from .shape import expand_dims, matrix_transpose, squeeze
 
-    a, b = as_tensor("matmul", "a", a), as_tensor("matmul", "b", b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(
             f"matmul: operands must have rank >= 1, got shapes {a.shape} and {b.shape}; hint: "
