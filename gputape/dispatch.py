@@ -415,7 +415,8 @@ def _param_text(params: dict) -> str:
             return "(" + ", ".join(show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
         return repr(value)
 
-    return ", ".join(f"{k}={show(v)}" for k, v in params.items())
+    # ``saved`` holds what a forward keeps for its rules (registry.Saved), not an argument.
+    return ", ".join(f"{k}={show(v)}" for k, v in params.items() if k != "saved")
 
 
 def _explain(prim: Primitive, tensors, params: dict, exc: Exception) -> Exception:

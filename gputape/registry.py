@@ -20,6 +20,10 @@ Fused kernels register as overrides for one array namespace (``"cupy"``), in thr
   reduction of it can read the primitive's inputs instead (``gputape.pending``).
 
 ``GPUTAPE_FUSED=0`` turns every override off.
+
+A forward may keep what it computed for its rules in a :class:`Saved` passed as the parameter
+``saved`` (as TensorFlow's cross entropy keeps its gradient as a second output); rules use it
+only where :func:`reusable` says so, and compute it with tensor ops otherwise.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._state import recording
+
 __all__ = [
     "Primitive", "primitive", "defvjp", "REGISTRY", "register_override",
-    "register_gradient_override", "fused_enabled", "ufunc",
+    "register_gradient_override", "fused_enabled", "ufunc", "Saved", "reusable",
 ]
 
 REGISTRY: "dict[str, Primitive]" = {}
@@ -112,6 +118,37 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
+
+
+class Saved:
+    """What one application of a primitive keeps from its forward for its first-order rules.
+
+    The op's wrapper passes one as the parameter ``saved`` while a tape records (else None),
+    and the forward fills ``value``. A rule may read it instead of computing it again, but
+    only while no tape records the backward pass (:func:`reusable`): an array from the forward
+    is a constant to an outer tape, so higher orders compute it again with tensor ops.
+
+    >>> from gputape.registry import Saved, reusable
+    >>> saved = Saved()
+    >>> reusable(saved), reusable(None)
+    (False, False)
+    >>> saved.value = 1.0
+    >>> reusable(saved)
+    True
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = None
+
+    def __repr__(self) -> str:
+        return "<saved>"
+
+
+def reusable(saved: "Saved | None") -> bool:
+    """Whether a rule may use what the forward kept in ``saved`` (see :class:`Saved`)."""
+    return saved is not None and saved.value is not None and not recording.tapes
 
 
 def primitive(name: str, forward: Callable, arg_names: "tuple[str, ...]" = ("x",), *,

@@ -225,8 +225,19 @@ SPECS: "dict[str, Spec]" = {
     ]),
     "log_softmax": Spec([
         (lambda x: gt.log_softmax(x) * gt.range(4, dtype=x.dtype), ((3, 4),)),
-        (lambda x: gt.nn.softmax_cross_entropy_with_logits(gt.softmax(x), x * 2), ((2, 3),)),
         (lambda x: gt.log_softmax(x) * gt.range(3, dtype=x.dtype), ((150, 3),)),
+    ]),
+    "softmax_cross_entropy_with_logits": Spec([
+        (gt.nn.softmax_cross_entropy_with_logits, ((3, 4), (3, 4))),
+        (lambda x: gt.nn.softmax_cross_entropy_with_logits(gt.softmax(x), x * 2), ((2, 3),)),
+        (lambda lab, x: gt.nn.softmax_cross_entropy_with_logits(lab, x, axis=0), ((3, 4), (3, 4))),
+        (lambda lab, x: gt.nn.softmax_cross_entropy_with_logits(lab, x, axis=-2),
+         ((2, 3, 4), (3, 4))),
+        # labels broadcast along the classes, and along the examples
+        (gt.nn.softmax_cross_entropy_with_logits, ((3, 1), (3, 4))),
+        (gt.nn.softmax_cross_entropy_with_logits, ((4,), (3, 4))),
+        # many short rows: the row maxima column by column
+        (gt.nn.softmax_cross_entropy_with_logits, ((150, 3), (150, 3))),
     ]),
     "custom_gradient": Spec([(lambda x: _custom_cube()(x), ((3,),))]),
 }

@@ -389,6 +389,20 @@ def _concat(draw, rng, a: Node, b: Node) -> Node:
                  f"concat([{a.text}, {a.text} * 0.5], axis={axis})", ["concat", "multiply"])
 
 
+def _cross_entropy(draw, rng, a: Node, b: Node) -> Node:
+    """The cross entropy of labels ``b`` (broadcast against them) and logits ``a`` along a
+    drawn axis of ``a``, else with ``a``'s own softmax as labels."""
+    axis = draw(st.integers(-a.value.ndim, a.value.ndim - 1))
+    xent = gt.nn.softmax_cross_entropy_with_logits
+    if np.broadcast_shapes(a.shape, b.shape) == a.shape:
+        return _node(lambda p, q: xent(q, p, axis), [a, b],
+                     f"softmax_cross_entropy_with_logits({b.text}, {a.text}, axis={axis})",
+                     ["softmax_cross_entropy_with_logits"])
+    return _node(lambda p: xent(gt.softmax(p * 0.5, axis), p, axis), [a],
+                 f"softmax_cross_entropy_with_logits(softmax({a.text} * 0.5), {a.text}, "
+                 f"axis={axis})", ["softmax_cross_entropy_with_logits", "softmax", "multiply"])
+
+
 def _always(shape):
     return True
 
@@ -425,6 +439,7 @@ TWO_CHILD = {
     "where_mask": (_always, _where),
     "matmul": (_has_axes, _matmul),
     "concat": (lambda s: _has_axes(s) and _room(s), _concat),
+    "softmax_cross_entropy_with_logits": (_has_axes, _cross_entropy),
 }
 
 DRAWN = {{"reduce_mean": "reduce_sum", "where_mask": "where"}.get(n, n)
