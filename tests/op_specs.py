@@ -144,6 +144,9 @@ SPECS: "dict[str, Spec]" = {
     "sum_to": Spec([
         (lambda x: gt.sum_to(x, (1, 4)), ((3, 4),)),
         (lambda x: gt.sum_to(x * x, (4,)), ((2, 3, 4),)),
+        # many leading rows: summed by BLAS on the host, also when un-broadcasting a bias
+        (lambda x: gt.sum_to(x * x, (1, 3)), ((4, 5, 3),)),
+        (lambda x: gt.sin(x[:, :3] + x[0, 3:]), ((20, 6),)),
     ]),
     # The fused gradient primitives: (g, operands) -> sum_to(map, shape), g leading.
     "mul_grad": Spec([

@@ -120,10 +120,23 @@ REDUCE_LOGSUMEXP = defvjp(primitive("reduce_logsumexp", _logsumexp_forward, ("in
                           _logsumexp_vjp)
 
 
+# NumPy sums leading axes row after row, one inner loop per row: BLAS sums them as a product
+# with a vector of ones, 18 -> 7 us over 256 rows of 512 and 5 -> 1 us over 256 rows of 10.
+_BLAS_ROWS = 16
+
+
 def _sum_to_forward(xp, x, shape, batch):
     axes = tuple(batch + a for a in _sum_to_axes(x.shape[batch:], shape))
     out_shape = x.shape[:batch] + shape
-    return xp.sum(x, axis=axes, keepdims=True).reshape(out_shape) if axes else x.reshape(out_shape)
+    if not axes:
+        return x.reshape(out_shape)
+    if axes == tuple(range(len(axes))) and xp.__name__ == "numpy" and x.dtype.char in "fd" \
+            and x.flags.c_contiguous and x.size:
+        rows = math.prod(x.shape[:len(axes)])
+        if rows >= _BLAS_ROWS:  # the leading axes: one product of ones and the rows
+            ones = xp.ones(rows, x.dtype)
+            return xp.matmul(ones, x.reshape(rows, x.size // rows)).reshape(out_shape)
+    return xp.sum(x, axis=axes, keepdims=True).reshape(out_shape)
 
 
 def _sum_to_vjp(g, ans, x, shape, batch):
