@@ -136,6 +136,12 @@ SPECS: "dict[str, Spec]" = {
         (lambda x: gt.reduce_prod(x, axis=1), ((3, 4),)),
         (lambda x: gt.reduce_prod(x, axis=0, keepdims=True), ((2, 3),)),
     ], (away_from_zero,)),
+    "reduce_mean": Spec([
+        (gt.reduce_mean, ((2, 3, 4),)),
+        (lambda x: gt.reduce_mean(x * x, axis=1), ((2, 3, 4),)),
+        (lambda x: gt.reduce_mean(x, axis=(0, 2), keepdims=True), ((2, 3, 4),)),
+        (gt.reduce_mean, ((),)),
+    ]),
     "reduce_logsumexp": Spec([
         (gt.logsumexp, ((3, 4),)),
         (lambda x: gt.logsumexp(x, axis=1), ((3, 4),)),

@@ -223,7 +223,7 @@ def _reduction(name: str, fn, extreme: "str | None" = None, max_count=None):
             x = _away_from_zero(draw, _scale(x, 1.0))
         return _node(lambda a: fn(a, axis=axis, keepdims=keepdims), [x],
                      f"{fn.__name__}({x.text}, axis={axis}, keepdims={keepdims})",
-                     [name] + (["divide"] if fn is gt.reduce_mean else []), smooth)
+                     [name], smooth)
 
     return build
 
@@ -419,7 +419,7 @@ def _room(shape):
 ONE_CHILD = {
     **{name: (_always, _elementwise_unary(op)) for name, op in UNARY.items()},
     "reduce_sum": (_always, _reduction("reduce_sum", gt.reduce_sum)),
-    "reduce_mean": (_always, _reduction("reduce_sum", gt.reduce_mean)),
+    "reduce_mean": (_always, _reduction("reduce_mean", gt.reduce_mean)),
     "reduce_max": (_always, _reduction("reduce_max", gt.reduce_max, "max")),
     "reduce_min": (_always, _reduction("reduce_min", gt.reduce_min, "min")),
     "reduce_prod": (_always, _reduction("reduce_prod", gt.reduce_prod, max_count=4)),
@@ -442,7 +442,7 @@ TWO_CHILD = {
     "softmax_cross_entropy_with_logits": (_has_axes, _cross_entropy),
 }
 
-DRAWN = {{"reduce_mean": "reduce_sum", "where_mask": "where"}.get(n, n)
+DRAWN = {{"where_mask": "where"}.get(n, n)
          for n in [*ONE_CHILD, *TWO_CHILD]}  # the primitives the tables call by name
 # Reached only through other ops' gradients, or through the fused route (the cpu-fused device).
 INTERNAL = {"scatter": "the gradient of getitem", "mul_grad": "fused route",

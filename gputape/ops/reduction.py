@@ -40,6 +40,23 @@ def _sum_vjp(g, ans, x, axes, keepdims):
 REDUCE_SUM = defvjp(primitive("reduce_sum", _sum_forward, ("input_tensor",)), _sum_vjp)
 
 
+def _count(shape: tuple, axes: tuple) -> int:
+    return math.prod(shape[a] for a in axes)
+
+
+def _mean_forward(xp, x, axes, keepdims):
+    # The sum as reduce_sum computes it (a kernel where one is registered), then one division.
+    total = REDUCE_SUM.implementation(xp.__name__)(xp, x, axes, keepdims)
+    return xp.true_divide(total, _count(x.shape, axes))
+
+
+def _mean_vjp(g, ans, x, axes, keepdims):
+    return _sum_vjp(g / _count(x.shape, axes), ans, x, axes, keepdims)
+
+
+REDUCE_MEAN = defvjp(primitive("reduce_mean", _mean_forward, ("input_tensor",)), _mean_vjp)
+
+
 def _extreme_forward(name):
     def forward(xp, x, axes, keepdims):
         if x.size == 0:
@@ -217,19 +234,23 @@ def reduce_mean(input_tensor, axis=None, keepdims=False):
     >>> gt.reduce_mean([[1.0, 2.0], [3.0, 4.0]], axis=1).numpy()
     array([1.5, 3.5], dtype=float32)
     """
-    from .elementwise import cast, divide
-
     x = as_tensor("reduce_mean", "input_tensor", input_tensor)
     axes = normalize_axes("reduce_mean", axis, x.ndim)
-    count = math.prod(x.shape[a] for a in axes)
     if x.dtype.kind in "fc":
-        total = _reduce(REDUCE_SUM, x, axes, keepdims)
-        return divide(total, count)
+        if type(x) is Tensor:
+            return apply(REDUCE_MEAN, x, axes=axes, keepdims=bool(keepdims))
+        from .elementwise import divide  # pending: the sum may fuse with the op that made x
+
+        return divide(_reduce(REDUCE_SUM, x, axes, keepdims), _count(x.shape, axes))
+    from .elementwise import cast
+
+    count = _count(x.shape, axes)
     total = apply(REDUCE_SUM, x, axes=axes, keepdims=bool(keepdims))
     data = total._data
     if count == 0:
         return cast(total, x.dtype)
-    return Tensor._wrap((data // count + ((data % count != 0) & (data < 0))).astype(x.dtype))
+    mean = (data // count + ((data % count != 0) & (data < 0))).astype(x.dtype)
+    return Tensor._wrap(np.asarray(mean) if isinstance(mean, np.generic) else mean)
 
 
 def logsumexp(input_tensor, axis=None, keepdims=False):
