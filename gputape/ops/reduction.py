@@ -51,7 +51,9 @@ def _mean_forward(xp, x, axes, keepdims):
 
 
 def _mean_vjp(g, ans, x, axes, keepdims):
-    return _sum_vjp(g / _count(x.shape, axes), ans, x, axes, keepdims)
+    from .elementwise import divide  # not ``/``: NumPy makes a scalar of a 0-d array's quotient
+
+    return _sum_vjp(divide(g, _count(x.shape, axes)), ans, x, axes, keepdims)
 
 
 REDUCE_MEAN = defvjp(primitive("reduce_mean", _mean_forward, ("input_tensor",)), _mean_vjp)
