@@ -25,6 +25,10 @@ def problem(rng):
     return logits, labels
 
 
+def _no_softmax(*args, **kwargs):
+    raise AssertionError("the first-order rule computed softmax again")
+
+
 def _spy_saved(monkeypatch):
     kept = []
     forward = nn_ops.SOFTMAX_XENT.forward
@@ -57,10 +61,7 @@ def test_the_first_order_rule_reuses_the_forward(monkeypatch, problem):
         tape.watch(logits)
         loss = gt.reduce_sum(xent(labels, logits) * weights)
 
-    def no_softmax(*args, **kwargs):
-        raise AssertionError("the first-order rule computed softmax again")
-
-    monkeypatch.setattr(nn_ops, "softmax", no_softmax)
+    monkeypatch.setattr(nn_ops, "softmax", _no_softmax)
     grad = tape.gradient(loss, logits)
     lab = problem[1]
     expected = weights[:, None] * (_softmax(problem[0]) * lab.sum(-1, keepdims=True) - lab)
@@ -125,3 +126,23 @@ def test_values_match_the_composition(device, rng):
                        - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)))
              ).sum(-1)
     np.testing.assert_allclose(got.numpy(), want, rtol=2e-6, atol=1e-6)
+
+
+def test_the_reuse_also_serves_a_walk_on_tensors(device, problem, monkeypatch):
+    """With check_numerics on, the walk runs its rules on tensors (as on a GPU): the kept
+    array meets a tensor cotangent."""
+    monkeypatch.setattr(nn_ops, "softmax", _no_softmax)
+    logits_host, labels_host = problem
+    logits = gt.constant(logits_host, device=device)
+    labels = gt.constant(labels_host, device=device)
+    gt.debugging.enable_check_numerics()
+    try:
+        with gt.GradientTape() as tape:
+            tape.watch(logits)
+            loss = gt.reduce_sum(xent(labels, logits))
+        grad = tape.gradient(loss, logits)
+    finally:
+        gt.debugging.disable_check_numerics()
+    mass = labels_host.sum(-1, keepdims=True)
+    np.testing.assert_allclose(grad.numpy(), _softmax(logits_host) * mass - labels_host,
+                               rtol=1e-12, atol=1e-15)

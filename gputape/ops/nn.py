@@ -98,7 +98,7 @@ def _xent_forward(xp, labels, logits, axis, saved=None):
         # The gradient with respect to the logits, per unit of loss: softmax times the labels'
         # total (1 for distributions, which need not be assumed) minus the labels.
         if labels.shape != logits.shape:
-            labels = xp.broadcast_to(labels, xp.broadcast_shapes(labels.shape, logits.shape))
+            labels = xp.broadcast_to(labels, np.broadcast_shapes(labels.shape, logits.shape))
         saved.value = e / total * _row_sum(xp, labels, axis) - labels
     return xp.squeeze(_row_sum(xp, labels * (xp.log(total) - shifted), axis), axis=axis)
 
