@@ -20,11 +20,14 @@ _SLOT = Tensor._data  # the slot descriptor, read past the property below
 class _Recipe:
     """How to compute a pending tensor: the primitive, its input tensors and parameters."""
 
-    __slots__ = ("prim", "inputs", "params", "xp", "shape", "dtype", "device")
+    __slots__ = ("prim", "inputs", "params", "xp", "shape", "dtype", "device", "unit")
 
     def __init__(self, prim, inputs, params, xp, shape, dtype, device) -> None:
         self.prim, self.inputs, self.params, self.xp = prim, inputs, params, xp
         self.shape, self.dtype, self.device = shape, dtype, device
+        # (id of a full sum of this result, the inputs' gradients for a unit cotangent of
+        # that sum): what gputape.ops.fused.pattern_sum kept, else None.
+        self.unit = None
 
     def run(self):
         forward = self.prim.implementation(self.xp.__name__)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from . import backward, nest
+from . import backward, nest, unitseed
 from ._state import recording
 from .errors import ShapeError, TapeError, TapeTypeError, TapeValueError
 from .explain import Evidence, warn_unconnected
@@ -244,16 +244,20 @@ class GradientTape:
         evidence = Evidence(self) if explain else None
         # When every watched tensor is a source, nothing needs pruning (see backward.walk).
         followed = self._watched if self._roots <= wanted else None
-        if self._persistent:
-            found = backward.walk(self._entries, seeds, wanted, followed=followed,
-                                  host_rules=self._host_rules)
-        else:
-            # As TensorFlow, a non-persistent tape is spent as soon as the walk starts; the
-            # walk frees what the forward pass saved as it goes.
-            entries, host_rules = self._entries, self._host_rules
-            self._end()
-            found = backward.walk(entries, seeds, wanted, consume=True, followed=followed,
-                                  host_rules=host_rules)
+        units = unitseed.begin(seeds) if output_gradients is None else unitseed.begin(())
+        try:
+            if self._persistent:
+                found = backward.walk(self._entries, seeds, wanted, followed=followed,
+                                      host_rules=self._host_rules)
+            else:
+                # As TensorFlow, a non-persistent tape is spent as soon as the walk starts; the
+                # walk frees what the forward pass saved as it goes.
+                entries, host_rules = self._entries, self._host_rules
+                self._end()
+                found = backward.walk(entries, seeds, wanted, consume=True, followed=followed,
+                                      host_rules=host_rules)
+        finally:
+            unitseed.end(units)
         grads = [_finish(found.get(s._uid) if s.dtype.kind in "fc" else None, s, mode)
                  for s in flat_sources]
         if evidence is not None:

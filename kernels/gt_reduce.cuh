@@ -121,6 +121,37 @@ __device__ void finish(const A* partial, index_t S, index_t M, T* out) {
     }
 }
 
+// A full sum over n elements of x (contiguous) and y (y[i * y_step]: contiguous, or one value
+// with y_step 0), writing each element's gradients to g0 and g1 (either may be null) in the
+// same pass. Block s sums the s-th of S chunks into part0[s] (and part1[s]); finish() adds the
+// S partials in order, so the sum is deterministic.
+template <typename T, typename A, class Map>
+__device__ void sum_with_grads(const T* __restrict__ x, const T* __restrict__ y, index_t y_step,
+                               index_t n, index_t S, T* __restrict__ g0, T* __restrict__ g1,
+                               A* part0, A* part1) {
+    __shared__ A shared[32];
+    // Chunks of whole blocks' widths, so every warp's loads start on the same alignment.
+    const index_t width = blockDim.x;
+    const index_t chunk = ((n + S - 1) / S + width - 1) / width * width;
+    for (index_t s = blockIdx.x; s < S; s += gridDim.x) {
+        const index_t end = min(n, (s + 1) * chunk);
+        A acc0 = A(0), acc1 = A(0);
+#pragma unroll 4
+        for (index_t i = s * chunk + threadIdx.x; i < end; i += blockDim.x) {
+            T w0 = T(0), w1 = T(0);
+            Map::apply(acc0, acc1, x[i], y[i * y_step], w0, w1);
+            if (g0 != nullptr) g0[i] = w0;
+            if (g1 != nullptr) g1[i] = w1;
+        }
+        acc0 = block_sum(acc0, shared);
+        acc1 = block_sum(acc1, shared);
+        if (threadIdx.x == 0) {
+            part0[s] = acc0;
+            part1[s] = acc1;
+        }
+    }
+}
+
 }  // namespace gt
 
 // One extern "C" entry point per (map, launch shape, dtype): the names the loader looks up.
@@ -154,3 +185,14 @@ __device__ void finish(const A* partial, index_t S, index_t M, T* out) {
 #define GT_DEFINE_ALL_DTYPES(NAME, MAP, NOUT)    \
     GT_DEFINE_REDUCTION(NAME, MAP, NOUT, float, f32) \
     GT_DEFINE_REDUCTION(NAME, MAP, NOUT, double, f64)
+
+#define GT_DEFINE_SUM_GRADS(NAME, MAP, T, SUFFIX)                                              \
+    extern "C" __global__ void gt_##NAME##_##SUFFIX(const T* x, const T* y, long long y_step,  \
+                                                    long long n, long long S, T* g0, T* g1,    \
+                                                    double* part0, double* part1) {            \
+        gt::sum_with_grads<T, double, MAP>(x, y, y_step, n, S, g0, g1, part0, part1);          \
+    }
+
+#define GT_DEFINE_SUM_GRADS_ALL_DTYPES(NAME, MAP) \
+    GT_DEFINE_SUM_GRADS(NAME, MAP, float, f32)    \
+    GT_DEFINE_SUM_GRADS(NAME, MAP, double, f64)

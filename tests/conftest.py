@@ -53,6 +53,17 @@ def device(request):
 
 
 @pytest.fixture
+def numpy_route():
+    """The GPU's fused route switched on for NumPy, with tensors made on the CPU."""
+    fused.route("numpy")
+    try:
+        with gt.device("cpu"):
+            yield
+    finally:
+        fused.unroute("numpy")
+
+
+@pytest.fixture
 def rng():
     """A seeded NumPy random generator, fresh for every test (reproducible inputs)."""
     return np.random.default_rng(0)

@@ -159,16 +159,6 @@ def test_second_order_through_fused_rules_keeps_none(device, monkeypatch):
 # -- the route itself, on NumPy (runs everywhere) ---------------------------------------------
 
 
-@pytest.fixture
-def numpy_route():
-    fused.route("numpy")
-    try:
-        with gt.device("cpu"):
-            yield
-    finally:
-        fused.unroute("numpy")
-
-
 def _count_calls(monkeypatch, prim):
     return count_calls(monkeypatch, prim, "forward")
 

@@ -108,3 +108,69 @@ def test_modules_are_built_once_per_device():
     before = dict(loader._functions)
     launch.map_reduce("sum", "sum", [x], ())
     assert loader._functions == before
+
+
+def test_a_pair_of_outputs_is_one_buffer():
+    """The pair of multiply gradients comes back stacked as the kernel wrote it: no copy."""
+    cupy = cupy_or_none()
+    g, x, y = (cupy.asarray(np.random.default_rng(i).standard_normal((33, 7))) for i in range(3))
+    out = launch.map_reduce("multiply_grad", "mul_pair", [g, x, y], (33, 7), outputs=2)
+    assert out.shape == (2, 33, 7) and out.flags.c_contiguous
+    cupy.testing.assert_allclose(out[0], g * y, rtol=1e-14)
+    cupy.testing.assert_allclose(out[1], g * x, rtol=1e-14)
+
+
+# kernel -> NumPy (sum, gradient 0, gradient 1, second sum) of x and y (p for the pow kernels)
+SUM_GRADS = {
+    "sum_grad_mul": lambda x, y: (x * y, y, x, None),
+    "sum_grad_square": lambda x, y: (x * x, 2 * x, None, None),
+    "sum_grad_pow": lambda x, p: (np.power(x, p), p * np.power(x, p - 1), None, None),
+    "sum_grad_pow_p": lambda x, p: (np.power(x, p), p * np.power(x, p - 1), None,
+                                    np.power(x, p) * _np_masked_log(x)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(0,), (1,), (1000,), (3, 257), (2**20 + 3,)], ids=str)
+@pytest.mark.parametrize("kernel", list(SUM_GRADS))
+def test_sum_with_grads_matches_numpy(kernel, shape, dtype):
+    cupy = cupy_or_none()
+    rng = np.random.default_rng(4)
+    x = (rng.uniform(0.25, 2.0, shape) * rng.choice([-1.0, 1.0], shape)).astype(dtype)
+    if kernel.startswith("sum_grad_pow"):
+        x = np.abs(x)
+        other = np.asarray(2.5, dtype)
+    else:
+        other = rng.standard_normal(shape).astype(dtype)
+    operand = None if kernel == "sum_grad_square" else cupy.asarray(other)
+    total, grads, second = launch.sum_with_grads(
+        kernel, cupy.asarray(x), operand, (True, kernel == "sum_grad_mul"),
+        second_sum=kernel == "sum_grad_pow_p")
+    want_total, want0, want1, want_second = SUM_GRADS[kernel](x.astype(np.float64), other)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert total.shape == () and total.dtype == dtype
+    np.testing.assert_allclose(total.item(), want_total.sum(), **tol)
+    for got, want in zip(grads, (want0, want1)):
+        if want is None:
+            assert got is None
+        else:
+            assert got.shape == shape and got.dtype == dtype
+            np.testing.assert_allclose(cupy.asnumpy(got), want, **tol)
+    if want_second is None:
+        assert second is None
+    else:
+        np.testing.assert_allclose(second.item(), want_second.sum(), **tol)
+
+
+def test_sum_with_grads_repeats_bits_and_declines_what_it_cannot_read():
+    cupy = cupy_or_none()
+    x = cupy.asarray(np.random.default_rng(5).standard_normal(2**22).astype(np.float32))
+    y = cupy.asarray(np.random.default_rng(6).standard_normal(2**22).astype(np.float32))
+    first = launch.sum_with_grads("sum_grad_mul", x, y, (True, True))[0].item()
+    for _ in range(3):
+        assert launch.sum_with_grads("sum_grad_mul", x, y, (True, True))[0].item() == first
+    assert launch.sum_with_grads("sum_grad_mul", x[::2], y[::2], (True, True)) is None
+    assert launch.sum_with_grads("sum_grad_mul", x, y.astype(cupy.float64), (True, True)) is None
+    assert launch.sum_with_grads("sum_grad_mul", x, y[:10], (True, True)) is None
+    half = x.astype(cupy.float16)
+    assert launch.sum_with_grads("sum_grad_square", half, None, (True, False)) is None

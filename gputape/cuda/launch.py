@@ -13,7 +13,7 @@ import numpy as np
 
 from . import layout, loader
 
-__all__ = ["map_reduce", "kept_shape"]
+__all__ = ["map_reduce", "kept_shape", "sum_with_grads"]
 
 _THREADS = 256
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
@@ -34,8 +34,10 @@ def kept_shape(full: tuple, shape: tuple, batch: int) -> tuple:
 
 def map_reduce(module: str, kernel: str, operands: list, shape: tuple, batch: int = 0,
                outputs: int = 1):
-    """``outputs`` arrays of shape ``full[:batch] + shape``: the sum over the broadcast of
-    ``operands`` (their broadcast shape is ``full``) of kernel ``kernel``'s element map."""
+    """An array of shape ``(outputs,) + full[:batch] + shape``: for each of the kernel's
+    ``outputs`` accumulators, the sum over the broadcast of ``operands`` (their broadcast shape
+    is ``full``) of kernel ``kernel``'s element map. The outputs share one buffer, so a pair of
+    gradients needs no copy to be stacked."""
     import cupy
 
     dtype = operands[0].dtype
@@ -43,23 +45,69 @@ def map_reduce(module: str, kernel: str, operands: list, shape: tuple, batch: in
     if suffix is None or any(op.dtype != dtype for op in operands) or len(operands) > 3:
         return None
     full = tuple(np.broadcast_shapes(*(op.shape for op in operands)))
-    out_shape = full[:batch] + tuple(shape)
+    out_shape = (outputs,) + full[:batch] + tuple(shape)
     kept = kept_shape(full, tuple(shape), batch)
     device_id = operands[0].device.id
     with cupy.cuda.Device(device_id):
         if math.prod(out_shape) == 0 or math.prod(full) == 0:
-            return [cupy.zeros(out_shape, dtype) for _ in range(outputs)]
+            return cupy.zeros(out_shape, dtype)
         strides = [layout.operand_strides(op.shape, op.strides, op.itemsize, full)
                    for op in operands]
         plan, partial = _plan_with_finish(full, kept, strides)
         if plan is None:
             return None
-        outs = [cupy.empty(partial, dtype) for _ in range(outputs)]
-        _run(module, kernel, suffix, device_id, plan, operands, outs)
+        out = cupy.empty((outputs,) + partial, dtype)
+        _run(module, kernel, suffix, device_id, plan, operands, list(out))
         if partial != kept:  # the reduced dimensions the kernel kept: a small generic sum
-            axes = tuple(i for i, (a, b) in enumerate(zip(partial, kept)) if a != b)
-            outs = [cupy.sum(out, axis=axes, keepdims=True) for out in outs]
-        return [out.reshape(out_shape) for out in outs]
+            axes = tuple(1 + i for i, (a, b) in enumerate(zip(partial, kept)) if a != b)
+            out = cupy.sum(out, axis=axes, keepdims=True)
+        return out.reshape(out_shape)
+
+
+def sum_with_grads(kernel: str, x, other, writes: tuple, second_sum: bool = False):
+    """One pass of kernel ``kernel`` of ``kernels/fused_sum.cu`` over every element of ``x``
+    (C-contiguous) and ``other`` (of ``x``'s shape and C-contiguous, 0-d, or None):
+    ``(sum, [gradient 0, gradient 1], second sum)``, the gradients shaped like ``x`` where
+    ``writes[i]`` asks for them (else None), the second sum only with ``second_sum``. Returns
+    None where the kernel does not apply (the caller runs the generic code)."""
+    import cupy
+
+    dtype = x.dtype
+    suffix = _SUFFIX.get(dtype)
+    if suffix is None or not x.flags.c_contiguous:
+        return None
+    if other is None:
+        other, step = x, 0
+    elif other.dtype != dtype:
+        return None
+    elif other.ndim == 0:
+        step = 0
+    elif other.shape == x.shape and other.flags.c_contiguous:
+        step = 1
+    else:
+        return None
+    device_id = x.device.id
+    n = x.size
+    with cupy.cuda.Device(device_id):
+        grads = [cupy.empty(x.shape, dtype) if want else None for want in writes]
+        if n == 0:
+            zero = cupy.zeros((), dtype)
+            return zero, grads, zero.copy() if second_sum else None
+        blocks = max(1, min(loader.multiprocessors(device_id) * 8, -(-n // (_THREADS * 8))))
+        parts = [cupy.empty(blocks, np.float64) for _ in range(2)]
+        null = np.uint64(0)
+        loader.function("fused_sum", f"gt_{kernel}_{suffix}", device_id)(
+            (blocks,), (_THREADS,),
+            (x, other, np.int64(step), np.int64(n), np.int64(blocks),
+             *(null if g is None else g for g in grads), *parts),
+        )
+        finish = loader.function("fused_sum", f"gt_finish_{suffix}", device_id)
+        sums = []
+        for part in parts[: 2 if second_sum else 1]:
+            total = cupy.empty((), dtype)
+            finish((1,), (_THREADS,), (part, np.int64(blocks), np.int64(1), total))
+            sums.append(total)
+    return sums[0], grads, sums[1] if second_sum else None
 
 
 def _plan_with_finish(full: tuple, kept: tuple, strides: list):

@@ -11,36 +11,36 @@ import numpy as np
 
 from ..ops import fused, reduction
 from ..registry import REGISTRY, register_override
-from .launch import map_reduce
+from .launch import map_reduce, sum_with_grads
 
 __all__ = ["install"]
 
 
 def _fused(module: str, kernel: str, generic, outputs: int = 1):
     def forward(xp, *arrays, shape, batch):
-        outs = map_reduce(module, kernel, list(arrays), shape, batch, outputs)
-        if outs is None:
+        out = map_reduce(module, kernel, list(arrays), shape, batch, outputs)
+        if out is None:
             return generic(xp, *arrays, shape=shape, batch=batch)
-        return outs[0] if outputs == 1 else xp.stack(outs)
+        return out[0] if outputs == 1 else out
 
     return forward
 
 
 def _sum_to(xp, x, shape, batch):
-    outs = map_reduce("sum", "sum", [x], shape, batch)
-    return reduction._sum_to_forward(xp, x, shape, batch) if outs is None else outs[0]
+    out = map_reduce("sum", "sum", [x], shape, batch)
+    return reduction._sum_to_forward(xp, x, shape, batch) if out is None else out[0]
 
 
 def _sum_over_axes(module: str, kernel: str, arrays: list, axes: tuple, keepdims: bool):
     """The kernel's map of ``arrays`` summed over ``axes``, or None where no kernel applies."""
     shape = tuple(np.broadcast_shapes(*(a.shape for a in arrays)))
     kept = tuple(1 if i in axes else n for i, n in enumerate(shape))
-    outs = map_reduce(module, kernel, arrays, kept)
-    if outs is None:
+    out = map_reduce(module, kernel, arrays, kept)
+    if out is None:
         return None
     if keepdims:
-        return outs[0]
-    return outs[0].reshape(tuple(n for i, n in enumerate(shape) if i not in axes))
+        return out[0]
+    return out[0].reshape(tuple(n for i, n in enumerate(shape) if i not in axes))
 
 
 def _reduce_sum(xp, x, axes, keepdims):
@@ -58,6 +58,29 @@ def _pattern(kernel: str, name: str):
     return forward
 
 
+# Full sums with the inputs' gradients for a unit cotangent, one pass (gputape.ops.fused):
+# (sum, [gradients]) or None where the kernel does not apply.
+
+
+def _unit_multiply(xp, x, y, wants):
+    done = sum_with_grads("sum_grad_mul", x, y, tuple(wants))
+    return None if done is None else (done[0], done[1])
+
+
+def _unit_square(xp, x, wants):
+    done = sum_with_grads("sum_grad_square", x, None, (True, False))
+    return None if done is None else (done[0], done[1][:1])
+
+
+def _unit_pow(xp, x, p, wants):
+    kernel = "sum_grad_pow_p" if wants[1] else "sum_grad_pow"
+    done = sum_with_grads(kernel, x, p, (wants[0], False), second_sum=wants[1])
+    return None if done is None else (done[0], [done[1][0], done[2]])
+
+
+_UNIT_FORWARDS = {"multiply": _unit_multiply, "square": _unit_square, "pow": _unit_pow}
+
+
 def install() -> None:
     """Register every kernel override for ``"cupy"`` (imports nothing from CuPy)."""
     register_override("sum_to", "cupy", _sum_to)
@@ -71,4 +94,4 @@ def install() -> None:
                       _fused("multiply_grad", "mul_pair", REGISTRY["mul_grad_pair"].forward, 2))
     for name, kernel in [("multiply", "sum_product"), ("pow", "sum_power"),
                          ("square", "sum_square")]:
-        fused.register_pattern_sum(name, "cupy", _pattern(kernel, name))
+        fused.register_pattern_sum(name, "cupy", _pattern(kernel, name), _UNIT_FORWARDS[name])

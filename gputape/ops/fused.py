@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import pending, registry
+from .. import pending, registry, unitseed
 from .._state import recording
 from ..dispatch import apply
 from ..registry import defvjp, primitive
+from ..tensor import Tensor
 from ._axes import lead
 from .reduction import _sum_to_forward
 
@@ -167,12 +168,40 @@ MUL_GRAD_PAIR = defvjp(primitive("mul_grad_pair", _pair_map, ("g", "x", "y")),
 # -- the fused gradient rules of multiply, square and pow ------------------------------------
 
 
+def _reduce_sum_rule(g, ans, inputs, params, needed):
+    from .reduction import _sum_vjp
+
+    spread = _sum_vjp(g, ans, inputs[0], **params)
+    if unitseed.known(g):  # ones spread over the input: ones again
+        unitseed.note(spread)
+    return [spread]
+
+
 def _target(g, ans, x):
     batch = g.ndim - ans.ndim
     return {"shape": x.shape, "batch": batch}
 
 
+def _kept_gradients(g, ans, needed: list) -> "list | None":
+    """The inputs' gradients :func:`pattern_sum` kept on the pending ``ans``, when ``g`` is
+    known to be ones of ``ans``'s shape (what they were computed for) and no tape records this
+    walk (they are constants to an outer tape). Each kept set is handed out once."""
+    if recording.tapes or not unitseed.known(g) or g.shape != ans.shape:
+        return None
+    recipe = pending.pending_inputs(ans)
+    if recipe is None or recipe.unit is None:
+        return None
+    kept = recipe.unit
+    if any(need and grad is None for need, grad in zip(needed, kept)):
+        return None
+    recipe.unit = None
+    return [Tensor._wrap(grad) if need else None for need, grad in zip(needed, kept)]
+
+
 def _multiply_rule(g, ans, inputs, params, needed):
+    kept = _kept_gradients(g, ans, needed)
+    if kept is not None:
+        return kept
     x, y = inputs
     # The pair reads g, x and y once, but its two halves then depend on all three; while a tape
     # records this backward pass, separate ops keep TF's None for d(gx)/dx.
@@ -184,11 +213,17 @@ def _multiply_rule(g, ans, inputs, params, needed):
 
 
 def _square_rule_fused(g, ans, inputs, params, needed):
+    kept = _kept_gradients(g, ans, needed)
+    if kept is not None:
+        return kept
     (x,) = inputs
     return [apply(SQUARE_GRAD, g, x, **_target(g, ans, x))]
 
 
 def _pow_rule(g, ans, inputs, params, needed):
+    kept = _kept_gradients(g, ans, needed)
+    if kept is not None:
+        return kept
     x, p = inputs
     return [apply(POW_GRAD_X, g, x, p, **_target(g, ans, x)) if needed[0] else None,
             apply(POW_GRAD_P, g, x, p, **_target(g, ans, p)) if needed[1] else None]
@@ -211,32 +246,111 @@ def _generic_pattern(name):
     return forward
 
 
-def register_pattern_sum(name: str, xp_name: str, forward) -> None:
+def register_pattern_sum(name: str, xp_name: str, forward, unit_forward=None) -> None:
     """Make ``forward(xp, *arrays, axes, keepdims)`` compute ``reduce_sum`` of a pending
-    ``name`` result on arrays of ``xp_name``."""
+    ``name`` result on arrays of ``xp_name``; ``unit_forward(xp, *arrays, wants)``, if given,
+    computes a full sum together with the inputs' gradients for a unit cotangent (see
+    :func:`pattern_sum`), or returns None where it does not apply."""
     _PATTERN_FORWARDS[(name, xp_name)] = forward
+    if unit_forward is not None:
+        _UNIT_FORWARDS[(name, xp_name)] = unit_forward
+
+
+# -- a full sum with its inputs' gradients for a unit cotangent, in one pass ------------------
+#
+# What the backward pass of reduce_sum(x * y) writes when the sum's cotangent is 1 (the seed
+# gradient() gives a scalar target): d/dx = y and d/dy = x. Likewise 2 x for square(x), and for
+# x ** p, p x**(p-1) and the sum of x**p log x (masked where x <= 0). The expressions are those
+# of the fused gradient maps above with g = 1, so they give the same bits.
+
+
+def _unit_multiply(xp, x, y, wants):
+    return xp.sum(xp.multiply(x, y)), [y.copy() if wants[0] else None,
+                                       x.copy() if wants[1] else None]
+
+
+def _unit_square(xp, x, wants):
+    return xp.sum(xp.multiply(x, x)), [xp.multiply(x, x.dtype.type(2))]
+
+
+def _unit_pow(xp, x, p, wants):
+    z = xp.power(x, p)
+    gx = xp.multiply(p, xp.power(x, p - p.dtype.type(1))) if wants[0] else None
+    gp = xp.sum(xp.multiply(z, _masked_log_array(xp, x))) if wants[1] else None
+    return xp.sum(z), [gx, gp]
+
+
+_UNIT_FORWARDS: dict = {}  # (primitive name, namespace) -> unit_forward(xp, *arrays, wants)
+_UNIT_GENERIC = {"multiply": _unit_multiply, "square": _unit_square, "pow": _unit_pow}
+# The operand shapes the one-pass gradients cover: no broadcasting between x and y; a 0-d p.
+_UNIT_FITS = {
+    "multiply": lambda x, y: x.shape == y.shape,
+    "square": lambda x: True,
+    "pow": lambda x, p: p.ndim == 0,
+}
+
+
+def _followed(tensor, tapes: list) -> bool:
+    uid = tensor._uid
+    return any(uid in tape._watched for tape in tapes)
+
+
+def _sum_with_unit_gradients(recipe, arrays: list, tapes: list):
+    """``(sum, gradients)`` of a pending result summed over every axis, with the gradients
+    (None where no tape follows the input) for a unit cotangent; None where that does not
+    apply."""
+    name = recipe.prim.name
+    forward = _UNIT_FORWARDS.get((name, recipe.xp.__name__))
+    if forward is None or not _UNIT_FITS[name](*arrays):
+        return None
+    wants = [_followed(t, tapes) for t in recipe.inputs]
+    if not any(wants):
+        return None
+    xp = recipe.xp
+    done = forward(xp, *arrays, wants=wants)
+    if done is None:
+        return None
+    total, grads = done  # NumPy gives scalars for 0-d results
+    return total, [None if grad is None else xp.asarray(grad) for grad in grads]
 
 
 def pattern_sum(tensor, axes: tuple, keepdims: bool):
     """``reduce_sum(tensor, axes)`` computed from the inputs of a pending ``tensor``, recorded
     as an ordinary ``reduce_sum`` of it; ``None`` when ``tensor`` is not pending or no fused
-    forward applies."""
+    forward applies.
+
+    Summed over every axis while one tape records, the pass may also compute the gradients the
+    backward pass would give the inputs for a cotangent of 1 (the default seed of a scalar
+    loss): they stay on the pending tensor, and the fused rule of the op that made it returns
+    them when its cotangent is known to be that unit spread (:mod:`gputape.unitseed`), so the
+    inputs are read once for the forward and the gradient together.
+    """
     from ..dispatch import record
-    from ..tensor import Tensor
     from .reduction import REDUCE_SUM
 
     recipe = pending.pending_inputs(tensor)
     if recipe is None or not registry.fused_enabled():
         return None
-    forward = _PATTERN_FORWARDS.get((recipe.prim.name, recipe.xp.__name__))
+    xp = recipe.xp
+    forward = _PATTERN_FORWARDS.get((recipe.prim.name, xp.__name__))
     if forward is None:
         return None
     arrays = [t._data for t in recipe.inputs]
-    out = forward(recipe.xp, *arrays, axes=axes, keepdims=keepdims)
-    result = Tensor._wrap(recipe.xp.asarray(out))  # NumPy's sum gives a scalar for axis=None
-    if recording.tapes:
-        record(recording.tapes, REDUCE_SUM, (tensor,), {"axes": axes, "keepdims": keepdims},
-               result)
+    tapes = recording.tapes
+    unit = None
+    # With one tape: under nested tapes the inner gradient is taken while the outer one
+    # records, where gradients kept from the forward cannot be used.
+    if len(tapes) == 1 and len(axes) == len(recipe.shape):
+        unit = _sum_with_unit_gradients(recipe, arrays, tapes)
+    if unit is None:
+        out = forward(xp, *arrays, axes=axes, keepdims=keepdims)
+    else:
+        out, recipe.unit = unit
+        if keepdims:
+            out = xp.reshape(out, (1,) * len(recipe.shape))
+    result = Tensor._wrap(xp.asarray(out))  # NumPy's sum gives a scalar for axis=None
+    if tapes:
+        record(tapes, REDUCE_SUM, (tensor,), {"axes": axes, "keepdims": keepdims}, result)
     return result
 
 
@@ -245,9 +359,13 @@ def route(xp_name: str) -> None:
     registry.register_gradient_override("multiply", xp_name, _multiply_rule)
     registry.register_gradient_override("square", xp_name, _square_rule_fused)
     registry.register_gradient_override("pow", xp_name, _pow_rule)
+    registry.register_gradient_override("reduce_sum", xp_name, _reduce_sum_rule)
     for name in _PATTERN_MAPS:
         registry.allow_deferral(name, xp_name)
         _PATTERN_FORWARDS.setdefault((name, xp_name), _generic_pattern(name))
+        if xp_name != "cupy":  # CuPy's come with its kernels (gputape.cuda.overrides)
+            _UNIT_FORWARDS.setdefault((name, xp_name), _UNIT_GENERIC[name])
+    unitseed.ROUTES.add(xp_name)
 
 
 def unroute(xp_name: str) -> None:
@@ -257,6 +375,9 @@ def unroute(xp_name: str) -> None:
         registry.forbid_deferral(name, xp_name)
         if xp_name != "cupy":
             _PATTERN_FORWARDS.pop((name, xp_name), None)
+            _UNIT_FORWARDS.pop((name, xp_name), None)
+    registry.remove_gradient_override("reduce_sum", xp_name)
+    unitseed.ROUTES.discard(xp_name)
 
 
 route("cupy")
