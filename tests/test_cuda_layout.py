@@ -128,3 +128,20 @@ def test_three_unmergeable_kept_groups_have_no_plan():
     """The generic path runs these."""
     x = np.zeros((2, 3, 4)).transpose(1, 0, 2)[:, :, ::2]
     assert _replay([x, np.zeros((3, 2, 2))], (3, 2, 2), 0) is None
+
+
+@pytest.mark.parametrize("case", ["reduced-first", "reduced-last"])
+def test_a_reduction_beside_two_unmergeable_kept_groups_gets_a_plan(case):
+    """A row-broadcast operand keeps two kept dimensions apart; the reduced one may come
+    before or after them (operands are read through explicit strides)."""
+    rng = np.random.default_rng(7)
+    if case == "reduced-first":
+        operands, shape = [rng.standard_normal((5, 6, 7)), rng.standard_normal(7)], (6, 7)
+    else:
+        operands, shape = [rng.standard_normal((6, 7, 5)), rng.standard_normal((7, 1))], (6, 7, 1)
+    full = np.broadcast_shapes(*(op.shape for op in operands))
+    strides = [layout.operand_strides(op.shape, op.strides, op.itemsize, full)
+               for op in operands]
+    assert layout.plan(full, launch.kept_shape(full, shape, 0), strides) is not None
+    np.testing.assert_allclose(_replay(operands, shape, 0), _reference(operands, shape, 0),
+                               rtol=1e-12)

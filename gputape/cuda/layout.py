@@ -67,7 +67,9 @@ def plan(full: tuple, kept: tuple, strides: list) -> "Plan | None":
     return Plan(sizes["k1"], sizes["r"], sizes["k2"], triples)
 
 
-# Which role each group of dimensions plays, by its pattern of (reduced?) labels.
+# Which role each group of dimensions plays, by its pattern of (reduced?) labels. Operands are
+# addressed through explicit strides, so the reduced group may sit anywhere; the kept groups, in
+# order, are the output's (k1, k2) in C order.
 _ROLES = {
     (): (),
     (False,): ("k2",),
@@ -76,4 +78,6 @@ _ROLES = {
     (False, True): ("k1", "r"),
     (True, False): ("r", "k2"),
     (False, True, False): ("k1", "r", "k2"),
+    (True, False, False): ("r", "k1", "k2"),
+    (False, False, True): ("k1", "k2", "r"),
 }
