@@ -290,3 +290,33 @@ def test_signatures_are_read_from_every_module():
         assert all(kinds.count(True) >= 2 for kinds in found.values())
     assert _signatures("fused_sum")["gt_sum_grad_mul_f32"] == [True, True] + [False] * 3 + [
         True] * 4
+
+
+@pytest.mark.parametrize("wants", [(True, True), (True, False), (False, True)], ids=str)
+def test_one_pass_overrides_give_the_fused_routes_shapes(fake_gpu, wants):
+    """The CuPy forwards registered for gputape.ops.fused.pattern_sum: (sum, [gradients])."""
+    from gputape.cuda import overrides
+
+    rng = np.random.default_rng(8)
+    x, y = rng.uniform(0.5, 2.0, (3, 5)), rng.standard_normal((3, 5))
+    p = np.asarray(1.5)
+    total, grads = overrides._unit_multiply(None, _on_device(x), _on_device(y), list(wants))
+    np.testing.assert_allclose(total, np.sum(x * y), rtol=1e-12)
+    for grad, want, wanted in zip(grads, (y, x), wants):
+        assert (grad is None) != wanted
+        if wanted:
+            np.testing.assert_array_equal(grad, want)
+    total, grads = overrides._unit_pow(None, _on_device(x), _on_device(p), list(wants))
+    np.testing.assert_allclose(total, np.sum(x ** 1.5), rtol=1e-12)
+    assert len(grads) == 2 and (grads[0] is None) != wants[0] and (grads[1] is None) != wants[1]
+    if wants[0]:
+        np.testing.assert_allclose(grads[0], 1.5 * x ** 0.5, rtol=1e-12)
+    if wants[1]:
+        assert grads[1].shape == ()
+        np.testing.assert_allclose(grads[1], np.sum(x ** 1.5 * np.log(x)), rtol=1e-12)
+    total, grads = overrides._unit_square(None, _on_device(x), [True])
+    np.testing.assert_allclose(total, np.sum(x * x), rtol=1e-12)
+    assert len(grads) == 1
+    np.testing.assert_array_equal(grads[0], 2 * x)
+    assert overrides._unit_multiply(None, _on_device(x)[:, ::2], _on_device(y)[:, ::2],
+                                    list(wants)) is None
