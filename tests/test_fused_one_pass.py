@@ -156,6 +156,18 @@ def test_a_cotangent_not_known_to_be_one_uses_the_rules(numpy_route, handed_out,
     assert True not in handed_out
 
 
+def test_a_mean_keeps_nothing(numpy_route, handed_out):
+    """A mean's sum gets 1/count as its cotangent: gradients for 1 would go unused."""
+    x, y = gt.constant([1.0, 2.0]), gt.constant([3.0, 4.0])
+    with gt.GradientTape() as tape:
+        tape.watch([x, y])
+        p = x * y
+        total = gt.reduce_mean(p)
+    assert pending.pending_inputs(p) is not None and pending.pending_inputs(p).unit is None
+    np.testing.assert_array_equal(tape.gradient(total, x).numpy(), [1.5, 2.0])
+    assert handed_out == [False]
+
+
 def test_given_output_gradients_are_not_taken_for_ones(numpy_route, handed_out):
     x, y = gt.constant([1.0, 2.0]), gt.constant([3.0, 4.0])
     with gt.GradientTape() as tape:

@@ -314,7 +314,7 @@ def _sum_with_unit_gradients(recipe, arrays: list, tapes: list):
     return total, [None if grad is None else xp.asarray(grad) for grad in grads]
 
 
-def pattern_sum(tensor, axes: tuple, keepdims: bool):
+def pattern_sum(tensor, axes: tuple, keepdims: bool, unit_gradients: bool = True):
     """``reduce_sum(tensor, axes)`` computed from the inputs of a pending ``tensor``, recorded
     as an ordinary ``reduce_sum`` of it; ``None`` when ``tensor`` is not pending or no fused
     forward applies.
@@ -323,7 +323,8 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool):
     backward pass would give the inputs for a cotangent of 1 (the default seed of a scalar
     loss): they stay on the pending tensor, and the fused rule of the op that made it returns
     them when its cotangent is known to be that unit spread (:mod:`gputape.unitseed`), so the
-    inputs are read once for the forward and the gradient together.
+    inputs are read once for the forward and the gradient together. ``unit_gradients=False``
+    skips that, for a sum whose cotangent will not be 1 (a mean's).
     """
     from ..dispatch import record
     from .reduction import REDUCE_SUM
@@ -340,7 +341,7 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool):
     unit = None
     # With one tape: under nested tapes the inner gradient is taken while the outer one
     # records, where gradients kept from the forward cannot be used.
-    if len(tapes) == 1 and len(axes) == len(recipe.shape):
+    if unit_gradients and len(tapes) == 1 and len(axes) == len(recipe.shape):
         unit = _sum_with_unit_gradients(recipe, arrays, tapes)
     if unit is None:
         out = forward(xp, *arrays, axes=axes, keepdims=keepdims)

@@ -241,9 +241,15 @@ def reduce_mean(input_tensor, axis=None, keepdims=False):
     if x.dtype.kind in "fc":
         if type(x) is Tensor:
             return apply(REDUCE_MEAN, x, axes=axes, keepdims=bool(keepdims))
-        from .elementwise import divide  # pending: the sum may fuse with the op that made x
+        from .elementwise import divide
+        from .fused import pattern_sum
 
-        return divide(_reduce(REDUCE_SUM, x, axes, keepdims), _count(x.shape, axes))
+        # Pending: the sum may fuse with the op that made x. It keeps no gradients for a unit
+        # cotangent, since its cotangent will be 1/count.
+        total = pattern_sum(x, axes, bool(keepdims), unit_gradients=False)
+        if total is None:
+            total = apply(REDUCE_SUM, x, axes=axes, keepdims=bool(keepdims))
+        return divide(total, _count(x.shape, axes))
     from .elementwise import cast
 
     count = _count(x.shape, axes)
