@@ -1,12 +1,14 @@
-"""Cotangents known to be exactly ones, known without reading them.
+"""Cotangents known to hold one value everywhere, known without reading them.
 
-Under a recording tape, ``reduce_sum`` of a pending ``x * y`` (``x ** p``, ``square(x)``) may
-compute, in the pass that computes the sum, the gradients its inputs get when the sum's
-cotangent is 1 (:func:`gputape.ops.fused.pattern_sum`). They are the answer only when the
-cotangent really is 1, which the backward walk knows without reading a device array:
-``gradient()`` seeds each target with ones when no ``output_gradients`` is given, and a rule that
-passes such a cotangent on, or spreads it over a sum's input, gives ones again. For the length of
-one walk, the ids of those tensors are kept in ``recording.units``.
+Under a recording tape, ``reduce_sum`` (or ``reduce_mean``) of a pending ``x * y`` (``x ** p``,
+``square(x)``) may compute, in the pass that computes the sum, the gradients its inputs get for
+the cotangent the reduction will most likely receive: 1 for a sum, 1/count for a mean
+(:func:`gputape.ops.fused.pattern_sum`). They are the answer only when the cotangent really
+holds that value, which the backward walk knows without reading a device array: ``gradient()``
+seeds each target with ones when no ``output_gradients`` is given, a rule that passes a
+cotangent on keeps its value, and the rules of ``reduce_sum`` and ``reduce_mean`` spread a known
+value over their input (divided by the count, for a mean). For the length of one walk,
+``recording.units`` maps the ids of those tensors to their value.
 
 >>> import gputape as gt
 >>> from gputape import unitseed
@@ -14,12 +16,12 @@ one walk, the ids of those tensors are kept in ``recording.units``.
 >>> fused.route("numpy")  # the GPU's fused route, on the CPU (as the tests run it)
 >>> seed = gt.ones(())
 >>> saved = unitseed.begin([(seed, seed)])  # a walk from a target with its default seed
->>> unitseed.known(seed), unitseed.known(gt.ones(()))
-(True, False)
+>>> unitseed.value(seed), unitseed.value(gt.ones(()))
+(1.0, None)
 >>> unitseed.end(saved)
 >>> fused.unroute("numpy")
->>> unitseed.known(seed)
-False
+>>> unitseed.value(seed) is None
+True
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 
 from ._state import recording
 
-__all__ = ["ROUTES", "begin", "end", "known", "note"]
+__all__ = ["ROUTES", "begin", "end", "value", "note"]
 
 # The array namespaces whose seeds are tracked: those with the fused route on ("cupy"; the tests
 # turn it on for "numpy", see gputape.ops.fused.route).
@@ -43,7 +45,7 @@ def begin(seeds: "list[tuple]"):
     for _, seed in seeds:
         name = "numpy" if type(seed._data) is np.ndarray else "cupy"
         if name in ROUTES:
-            units = {s._uid for _, s in seeds}
+            units = {s._uid: 1.0 for _, s in seeds}
             break
     recording.units = units
     return saved
@@ -54,14 +56,15 @@ def end(saved) -> None:
     recording.units = saved
 
 
-def known(tensor) -> bool:
-    """Whether ``tensor`` is known to hold ones, in the walk now running."""
+def value(tensor) -> "float | None":
+    """The value every element of ``tensor`` is known to hold in the walk now running, or
+    None."""
     units = recording.units
-    return units is not None and getattr(tensor, "_uid", None) in units
+    return None if units is None else units.get(getattr(tensor, "_uid", None))
 
 
-def note(tensor) -> None:
-    """Record that ``tensor`` holds ones (a rule spread a known-ones cotangent into it)."""
+def note(tensor, known: float) -> None:
+    """Record that every element of ``tensor`` holds ``known`` (a rule spread a known value)."""
     units = recording.units
     if units is not None:
-        units.add(tensor._uid)
+        units[tensor._uid] = known

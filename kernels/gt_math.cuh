@@ -98,42 +98,43 @@ struct MapSquare {  // reduce_sum(square(x))
     }
 };
 
-// Forward and gradient in one pass: reduce_sum of a pattern, with the gradients its inputs get
-// for a cotangent of 1 (the default seed of a scalar loss). Each map adds the element's value to
-// a0 (and, for the exponent of x ** p, d/dp to a1) and sets the element's gradients w0 (for x)
-// and w1 (for y). They are the gradient maps above with g = 1, which changes no bit.
-struct SumGradMul {  // reduce_sum(x * y): d/dx = y, d/dy = x
+// Forward and gradient in one pass: reduce_sum (or reduce_mean) of a pattern, with the gradients
+// its inputs get for a cotangent that holds c everywhere (1 for the default seed of a scalar loss,
+// 1/count under a mean). Each map adds the element's value to a0 (and, for the exponent of
+// x ** p, d/dp to a1) and sets the element's gradients w0 (for x) and w1 (for y). They are the
+// gradient maps above with g = c, in the same order, so they give the same bits.
+struct SumGradMul {  // reduce_sum(x * y): d/dx = c y, d/dy = c x
     template <typename T, typename A>
-    __host__ __device__ static void apply(A& a0, A&, T x, T y, T& w0, T& w1) {
+    __host__ __device__ static void apply(A& a0, A&, T x, T y, T c, T& w0, T& w1) {
         a0 += static_cast<A>(x * y);
-        w0 = y;
-        w1 = x;
+        w0 = c * y;
+        w1 = c * x;
     }
 };
 
-struct SumGradSquare {  // reduce_sum(square(x)): d/dx = 2 x
+struct SumGradSquare {  // reduce_sum(square(x)): d/dx = c (2 x)
     template <typename T, typename A>
-    __host__ __device__ static void apply(A& a0, A&, T x, T, T& w0, T&) {
+    __host__ __device__ static void apply(A& a0, A&, T x, T, T c, T& w0, T&) {
         a0 += static_cast<A>(x * x);
-        w0 = T(2) * x;
+        w0 = c * (T(2) * x);
     }
 };
 
-struct SumGradPow {  // reduce_sum(x ** p): d/dx = p x**(p - 1)
+struct SumGradPow {  // reduce_sum(x ** p): d/dx = (c p) x**(p - 1)
     template <typename T, typename A>
-    __host__ __device__ static void apply(A& a0, A&, T x, T p, T& w0, T&) {
+    __host__ __device__ static void apply(A& a0, A&, T x, T p, T c, T& w0, T&) {
         a0 += static_cast<A>(power(x, p));
-        w0 = p * power(x, p - T(1));
+        w0 = (c * p) * power(x, p - T(1));
     }
 };
 
-struct SumGradPowP {  // the same, and d/dp of the sum for a 0-d p: the sum of x**p log x
+struct SumGradPowP {  // the same, and d/dp of the sum for a 0-d p: the sum of (c x**p) log x
     template <typename T, typename A>
-    __host__ __device__ static void apply(A& a0, A& a1, T x, T p, T& w0, T&) {
+    __host__ __device__ static void apply(A& a0, A& a1, T x, T p, T c, T& w0, T&) {
         const T z = power(x, p);
         a0 += static_cast<A>(z);
-        a1 += static_cast<A>(z * masked_log(x));
-        w0 = p * power(x, p - T(1));
+        a1 += static_cast<A>((c * z) * masked_log(x));
+        w0 = (c * p) * power(x, p - T(1));
     }
 };
 

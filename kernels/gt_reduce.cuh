@@ -122,13 +122,13 @@ __device__ void finish(const A* partial, index_t S, index_t M, T* out) {
 }
 
 // A full sum over n elements of x (contiguous) and y (y[i * y_step]: contiguous, or one value
-// with y_step 0), writing each element's gradients to g0 and g1 (either may be null) in the
-// same pass. Block s sums the s-th of S chunks into part0[s] (and part1[s]); finish() adds the
+// with y_step 0), writing each element's gradients for a cotangent c to g0 and g1 (either may be
+// null) in the same pass. Block s sums the s-th of S chunks into part0[s] (and part1[s]); finish() adds the
 // S partials in order, so the sum is deterministic.
 template <typename T, typename A, class Map>
 __device__ void sum_with_grads(const T* __restrict__ x, const T* __restrict__ y, index_t y_step,
-                               index_t n, index_t S, T* __restrict__ g0, T* __restrict__ g1,
-                               A* part0, A* part1) {
+                               T c, index_t n, index_t S, T* __restrict__ g0,
+                               T* __restrict__ g1, A* part0, A* part1) {
     __shared__ A shared[32];
     // Chunks of whole blocks' widths, so every warp's loads start on the same alignment.
     const index_t width = blockDim.x;
@@ -139,7 +139,7 @@ __device__ void sum_with_grads(const T* __restrict__ x, const T* __restrict__ y,
 #pragma unroll 4
         for (index_t i = s * chunk + threadIdx.x; i < end; i += blockDim.x) {
             T w0 = T(0), w1 = T(0);
-            Map::apply(acc0, acc1, x[i], y[i * y_step], w0, w1);
+            Map::apply(acc0, acc1, x[i], y[i * y_step], c, w0, w1);
             if (g0 != nullptr) g0[i] = w0;
             if (g1 != nullptr) g1[i] = w1;
         }
@@ -188,9 +188,9 @@ __device__ void sum_with_grads(const T* __restrict__ x, const T* __restrict__ y,
 
 #define GT_DEFINE_SUM_GRADS(NAME, MAP, T, SUFFIX)                                              \
     extern "C" __global__ void gt_##NAME##_##SUFFIX(const T* x, const T* y, long long y_step,  \
-                                                    long long n, long long S, T* g0, T* g1,    \
-                                                    double* part0, double* part1) {            \
-        gt::sum_with_grads<T, double, MAP>(x, y, y_step, n, S, g0, g1, part0, part1);          \
+                                                    T c, long long n, long long S, T* g0,      \
+                                                    T* g1, double* part0, double* part1) {     \
+        gt::sum_with_grads<T, double, MAP>(x, y, y_step, c, n, S, g0, g1, part0, part1);       \
     }
 
 #define GT_DEFINE_SUM_GRADS_ALL_DTYPES(NAME, MAP) \

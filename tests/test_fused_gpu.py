@@ -120,20 +120,22 @@ def test_a_pair_of_outputs_is_one_buffer():
     cupy.testing.assert_allclose(out[1], g * x, rtol=1e-14)
 
 
-# kernel -> NumPy (sum, gradient 0, gradient 1, second sum) of x and y (p for the pow kernels)
+# kernel -> NumPy (sum, gradient 0, gradient 1, second sum) of x and y (p for the pow
+# kernels), for a cotangent c
 SUM_GRADS = {
-    "sum_grad_mul": lambda x, y: (x * y, y, x, None),
-    "sum_grad_square": lambda x, y: (x * x, 2 * x, None, None),
-    "sum_grad_pow": lambda x, p: (np.power(x, p), p * np.power(x, p - 1), None, None),
-    "sum_grad_pow_p": lambda x, p: (np.power(x, p), p * np.power(x, p - 1), None,
-                                    np.power(x, p) * _np_masked_log(x)),
+    "sum_grad_mul": lambda x, y, c: (x * y, c * y, c * x, None),
+    "sum_grad_square": lambda x, y, c: (x * x, c * (2 * x), None, None),
+    "sum_grad_pow": lambda x, p, c: (np.power(x, p), (c * p) * np.power(x, p - 1), None, None),
+    "sum_grad_pow_p": lambda x, p, c: (np.power(x, p), (c * p) * np.power(x, p - 1), None,
+                                       (c * np.power(x, p)) * _np_masked_log(x)),
 }
 
 
+@pytest.mark.parametrize("scale", [1.0, 1 / 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(0,), (1,), (1000,), (3, 257), (2**20 + 3,)], ids=str)
 @pytest.mark.parametrize("kernel", list(SUM_GRADS))
-def test_sum_with_grads_matches_numpy(kernel, shape, dtype):
+def test_sum_with_grads_matches_numpy(kernel, shape, dtype, scale):
     cupy = cupy_or_none()
     rng = np.random.default_rng(4)
     x = (rng.uniform(0.25, 2.0, shape) * rng.choice([-1.0, 1.0], shape)).astype(dtype)
@@ -145,8 +147,9 @@ def test_sum_with_grads_matches_numpy(kernel, shape, dtype):
     operand = None if kernel == "sum_grad_square" else cupy.asarray(other)
     total, grads, second = launch.sum_with_grads(
         kernel, cupy.asarray(x), operand, (True, kernel == "sum_grad_mul"),
-        second_sum=kernel == "sum_grad_pow_p")
-    want_total, want0, want1, want_second = SUM_GRADS[kernel](x.astype(np.float64), other)
+        second_sum=kernel == "sum_grad_pow_p", scale=scale)
+    want_total, want0, want1, want_second = SUM_GRADS[kernel](x.astype(np.float64), other,
+                                                             scale)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     assert total.shape == () and total.dtype == dtype
     np.testing.assert_allclose(total.item(), want_total.sum(), **tol)

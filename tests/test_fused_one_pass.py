@@ -42,6 +42,9 @@ PATTERNS = {
     "pow_constant_p": (lambda x: gt.reduce_sum(x ** 2.5), 1),
     "pow_integer_p": (lambda x: gt.reduce_sum(x ** 3.0), 1),
     "keepdims": (lambda x, y: gt.reduce_sum(x * y, axis=(0, 1), keepdims=True), 2),
+    "mean": (lambda x, y: gt.reduce_mean(x * y), 2),
+    "mean_pow": (lambda x, p: gt.reduce_mean(gt.pow(x, p)), 2),
+    "mean_square": (lambda x: gt.reduce_mean(gt.square(x), keepdims=True), 1),
 }
 
 
@@ -49,7 +52,7 @@ def _inputs(rng, name: str, shape: tuple, dtype) -> list:
     x = rng.uniform(0.25, 2.0, shape).astype(dtype)  # x ** p for any p, log x defined
     if PATTERNS[name][1] == 1:
         return [x]
-    if name == "pow":
+    if name.endswith("pow"):
         return [x, np.asarray(rng.uniform(0.5, 3.0), dtype)]
     return [x, rng.standard_normal(shape).astype(dtype)]
 
@@ -97,7 +100,8 @@ def test_reduce_sum_of_a_product_reads_the_inputs_once(numpy_route, monkeypatch,
         tape.watch([x, y])
         p = x * y
         total = gt.reduce_sum(p)
-    kept = pending.pending_inputs(p).unit
+    scale, kept = pending.pending_inputs(p).unit
+    assert scale == 1.0
     np.testing.assert_array_equal(kept[0], y.numpy())
     np.testing.assert_array_equal(kept[1], x.numpy())
     gx, gy = tape.gradient(total, [x, y])
@@ -127,17 +131,17 @@ def test_only_followed_inputs_get_gradients_kept(numpy_route, handed_out):
         tape.watch(x)
         p = x * y
         total = gt.reduce_sum(p)
-    assert pending.pending_inputs(p).unit[1] is None
+    assert pending.pending_inputs(p).unit[1][1] is None
     np.testing.assert_array_equal(tape.gradient(total, x).numpy(), [3.0, 4.0])
     assert handed_out == [True]
 
 
 @pytest.mark.parametrize("loss", [
     lambda x, y: 2.0 * gt.reduce_sum(x * y),
-    lambda x, y: gt.reduce_mean(x * y),
+    lambda x, y: 2.0 * gt.reduce_mean(x * y),
     lambda x, y: (lambda total: total + total)(gt.reduce_sum(x * y)),  # its cotangent: 1 + 1
     lambda x, y: gt.square(gt.reduce_sum(x * y)),
-], ids=["scaled", "mean", "used-twice", "squared"])
+], ids=["scaled", "scaled-mean", "used-twice", "squared"])
 def test_a_cotangent_not_known_to_be_one_uses_the_rules(numpy_route, handed_out, loss):
     xs, ys = np.array([1.0, -2.0, 0.5]), np.array([3.0, 0.25, -4.0])
     x, y = gt.constant(xs), gt.constant(ys)
@@ -156,16 +160,50 @@ def test_a_cotangent_not_known_to_be_one_uses_the_rules(numpy_route, handed_out,
     assert True not in handed_out
 
 
-def test_a_mean_keeps_nothing(numpy_route, handed_out):
-    """A mean's sum gets 1/count as its cotangent: gradients for 1 would go unused."""
-    x, y = gt.constant([1.0, 2.0]), gt.constant([3.0, 4.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pattern", ["product", "power", "square"])
+def test_a_mean_hands_out_gradients_for_one_over_count(numpy_route, handed_out, pattern,
+                                                       dtype):
+    """1/3 is not exact: the kept gradients use the value the mean's rule spreads, so they
+    equal the rules' bit for bit."""
+    rng = np.random.default_rng(9)
+    xs, ys = rng.uniform(0.5, 2.0, 3).astype(dtype), rng.standard_normal(3).astype(dtype)
+    loss = {"product": lambda x, y: gt.reduce_mean(x * y),
+            "power": lambda x, y: gt.reduce_mean(x ** 2.5),
+            "square": lambda x, y: gt.reduce_mean(gt.square(x))}[pattern]
+    x, y = gt.constant(xs), gt.constant(ys)
     with gt.GradientTape() as tape:
         tape.watch([x, y])
-        p = x * y
-        total = gt.reduce_mean(p)
-    assert pending.pending_inputs(p) is not None and pending.pending_inputs(p).unit is None
-    np.testing.assert_array_equal(tape.gradient(total, x).numpy(), [1.5, 2.0])
-    assert handed_out == [False]
+        total = loss(x, y)
+    got = tape.gradient(total, [x, y])
+    assert handed_out == [True]
+    fused.unroute("numpy")  # the generic route
+    try:
+        with gt.GradientTape() as tape:
+            tape.watch([x, y])
+            want_total = loss(x, y)
+        want = tape.gradient(want_total, [x, y])
+    finally:
+        fused.route("numpy")
+    np.testing.assert_array_equal(total.numpy(), want_total.numpy())
+    for g, w in zip(got, want):
+        assert (g is None) == (w is None)
+        if g is not None:
+            np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+@pytest.mark.parametrize("axis", [0, None], ids=["partial", "full"])
+def test_a_mean_over_some_axes_or_with_a_sum_seed_keeps_nothing_it_cannot_use(
+        numpy_route, handed_out, axis):
+    x = gt.constant(np.arange(1.0, 7.0).reshape(2, 3))
+    with gt.GradientTape() as tape:
+        tape.watch(x)
+        p = x * x
+        total = gt.reduce_mean(p, axis=axis)
+    assert (pending.pending_inputs(p).unit is None) == (axis == 0)
+    np.testing.assert_allclose(tape.gradient(total, x).numpy(),
+                               2 * x.numpy() / (2 if axis == 0 else 6), rtol=1e-15)
+    assert handed_out == [axis is None]
 
 
 def test_given_output_gradients_are_not_taken_for_ones(numpy_route, handed_out):
@@ -260,7 +298,7 @@ def test_unit_seeds_are_known_only_during_their_walk(numpy_route, monkeypatch):
     real = fused._reduce_sum_rule
 
     def spy(g, *rest):
-        seen.append(unitseed.known(g))
+        seen.append(unitseed.value(g))
         return real(g, *rest)
 
     monkeypatch.setattr(fused, "_reduce_sum_rule", spy)
@@ -271,4 +309,4 @@ def test_unit_seeds_are_known_only_during_their_walk(numpy_route, monkeypatch):
             tape.watch(x)
             total = gt.reduce_sum(x * 2.0)
         tape.gradient(total, x, output_gradients=output_gradients)
-    assert seen == [True, False] and gt._state.recording.units is None
+    assert seen == [1.0, None] and gt._state.recording.units is None

@@ -33,17 +33,24 @@ _SIGNATURE = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(([^)]*)\)
 
 @functools.cache
 def _signatures(module: str) -> dict:
-    """``{kernel name: [True for a pointer parameter, False for an integer]}``."""
+    """``{kernel name: [the NumPy type of each parameter, or "pointer"]}``."""
     text = subprocess.run([CPP, "-P"], input=loader.source(f"{module}.cu"), capture_output=True,
                           text=True, check=True, timeout=60).stdout
     found = {}
     for name, params in _SIGNATURE.findall(text):
         kinds = []
         for param in params.split(","):
-            assert "*" in param or "long long" in param, f"{name}: parameter {param!r}"
-            kinds.append("*" in param)
+            if "*" in param:
+                kinds.append("pointer")
+                continue
+            kind = param.rsplit(None, 1)[0].strip()
+            assert kind in _SCALARS, f"{name}: parameter {param!r}"
+            kinds.append(_SCALARS[kind])
         found[name] = kinds
     return found
+
+
+_SCALARS = {"long long": np.int64, "float": np.float32, "double": np.float64}
 
 
 class _DeviceArray(np.ndarray):
@@ -97,13 +104,14 @@ REDUCE_MAPS = {
     "sum_power": lambda x, p, _: [np.power(x, p)],
     "sum_square": lambda x, v1, v2: [x * x],
 }
-# one-pass kernels: (sum term, second sum term, gradient 0, gradient 1)
+# one-pass kernels, for a cotangent c: (sum term, second sum term, gradient 0, gradient 1)
 ONE_PASS_MAPS = {
-    "sum_grad_mul": lambda x, y: (x * y, 0 * x, y, x),
-    "sum_grad_square": lambda x, y: (x * x, 0 * x, 2 * x, 0 * x),
-    "sum_grad_pow": lambda x, p: (np.power(x, p), 0 * x, p * np.power(x, p - 1), 0 * x),
-    "sum_grad_pow_p": lambda x, p: (np.power(x, p), np.power(x, p) * _masked_log(x),
-                                    p * np.power(x, p - 1), 0 * x),
+    "sum_grad_mul": lambda x, y, c: (x * y, 0 * x, c * y, c * x),
+    "sum_grad_square": lambda x, y, c: (x * x, 0 * x, c * (2 * x), 0 * x),
+    "sum_grad_pow": lambda x, p, c: (np.power(x, p), 0 * x, (c * p) * np.power(x, p - 1),
+                                     0 * x),
+    "sum_grad_pow_p": lambda x, p, c: (np.power(x, p), (c * np.power(x, p)) * _masked_log(x),
+                                       (c * p) * np.power(x, p - 1), 0 * x),
 }
 
 
@@ -119,13 +127,13 @@ class _Kernel:
 
     def __call__(self, grid: tuple, block: tuple, args: tuple) -> None:
         assert len(args) == len(self.kinds), f"{self.name}: {len(args)} arguments"
-        for i, (arg, pointer) in enumerate(zip(args, self.kinds)):
-            if pointer:
+        for i, (arg, kind) in enumerate(zip(args, self.kinds)):
+            if kind == "pointer":
                 assert isinstance(arg, np.ndarray) or (type(arg) is np.uint64 and arg == 0), (
                     f"{self.name} argument {i}: a pointer, given {type(arg).__name__}")
             else:
-                assert type(arg) is np.int64, (
-                    f"{self.name} argument {i}: long long, given {type(arg).__name__}")
+                assert type(arg) is kind, (
+                    f"{self.name} argument {i}: {kind.__name__}, given {type(arg).__name__}")
         assert all(type(n) is int and n >= 1 for n in (*grid, *block)), (grid, block)
         _Kernel.calls.append(self.name)
         body = re.sub(r"^gt_|_(f32|f64)$", "", self.name)
@@ -138,11 +146,11 @@ class _Kernel:
             self._reduce(REDUCE_MAPS[body.rsplit("_", 1)[0]], body.endswith("_inner"), args)
 
     @staticmethod
-    def _one_pass(terms, x, y, step, n, splits, g0, g1, part0, part1, width=256) -> None:
+    def _one_pass(terms, x, y, step, c, n, splits, g0, g1, part0, part1, width=256) -> None:
         n, splits = int(n), int(splits)
         x = np.asarray(x).reshape(-1)
         y = np.asarray(y).reshape(-1)[:n] if step else np.asarray(y).reshape(-1)[0]
-        value, second, w0, w1 = terms(x, y)
+        value, second, w0, w1 = terms(x, y, c)
         for grad, w in ((g0, w0), (g1, w1)):
             if isinstance(grad, np.ndarray):
                 grad.reshape(-1)[:] = w
@@ -242,10 +250,11 @@ def test_strided_and_reversed_operands_are_read_in_place(fake_gpu):
             np.testing.assert_allclose(got, _sum_to_forward(np, view * y, shape, 0), rtol=1e-12)
 
 
+@pytest.mark.parametrize("scale", [1.0, 1 / 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size", [0, 1, 1000, 70001])
 @pytest.mark.parametrize("kernel", list(ONE_PASS_MAPS))
-def test_one_pass_launches_match_numpy(fake_gpu, kernel, size, dtype):
+def test_one_pass_launches_match_numpy(fake_gpu, kernel, size, dtype, scale):
     rng = np.random.default_rng(3)
     x = rng.uniform(0.25, 2.0, size).astype(dtype)
     other = (np.asarray(2.5, dtype) if kernel.startswith("sum_grad_pow")
@@ -254,9 +263,9 @@ def test_one_pass_launches_match_numpy(fake_gpu, kernel, size, dtype):
     second = kernel == "sum_grad_pow_p"
     total, grads, second_total = launch.sum_with_grads(
         kernel, _on_device(x), None if kernel == "sum_grad_square" else _on_device(other),
-        writes, second_sum=second)
-    value, second_value, w0, w1 = ONE_PASS_MAPS[kernel](x, x if kernel == "sum_grad_square"
-                                                        else other)
+        writes, second_sum=second, scale=scale)
+    value, second_value, w0, w1 = ONE_PASS_MAPS[kernel](
+        x, x if kernel == "sum_grad_square" else other, dtype(scale))
     tol = dict(rtol=1e-5) if dtype == np.float32 else dict(rtol=1e-12)
     assert total.shape == () and total.dtype == dtype
     np.testing.assert_allclose(total, value.astype(np.float64).sum(), **tol)
@@ -287,9 +296,9 @@ def test_signatures_are_read_from_every_module():
     for module in ("sum", "multiply_grad", "power_grad", "fused_sum"):
         found = _signatures(module)
         assert "gt_finish_f32" in found and "gt_finish_f64" in found
-        assert all(kinds.count(True) >= 2 for kinds in found.values())
-    assert _signatures("fused_sum")["gt_sum_grad_mul_f32"] == [True, True] + [False] * 3 + [
-        True] * 4
+        assert all(kinds.count("pointer") >= 2 for kinds in found.values())
+    assert _signatures("fused_sum")["gt_sum_grad_mul_f32"] == (
+        ["pointer"] * 2 + [np.int64, np.float32, np.int64, np.int64] + ["pointer"] * 4)
 
 
 @pytest.mark.parametrize("wants", [(True, True), (True, False), (False, True)], ids=str)
@@ -300,23 +309,23 @@ def test_one_pass_overrides_give_the_fused_routes_shapes(fake_gpu, wants):
     rng = np.random.default_rng(8)
     x, y = rng.uniform(0.5, 2.0, (3, 5)), rng.standard_normal((3, 5))
     p = np.asarray(1.5)
-    total, grads = overrides._unit_multiply(None, _on_device(x), _on_device(y), list(wants))
+    total, grads = overrides._unit_multiply(None, _on_device(x), _on_device(y), list(wants), 1.0)
     np.testing.assert_allclose(total, np.sum(x * y), rtol=1e-12)
     for grad, want, wanted in zip(grads, (y, x), wants):
         assert (grad is None) != wanted
         if wanted:
             np.testing.assert_array_equal(grad, want)
-    total, grads = overrides._unit_pow(None, _on_device(x), _on_device(p), list(wants))
+    total, grads = overrides._unit_pow(None, _on_device(x), _on_device(p), list(wants), 0.25)
     np.testing.assert_allclose(total, np.sum(x ** 1.5), rtol=1e-12)
     assert len(grads) == 2 and (grads[0] is None) != wants[0] and (grads[1] is None) != wants[1]
     if wants[0]:
-        np.testing.assert_allclose(grads[0], 1.5 * x ** 0.5, rtol=1e-12)
+        np.testing.assert_allclose(grads[0], 0.25 * 1.5 * x ** 0.5, rtol=1e-12)
     if wants[1]:
         assert grads[1].shape == ()
-        np.testing.assert_allclose(grads[1], np.sum(x ** 1.5 * np.log(x)), rtol=1e-12)
-    total, grads = overrides._unit_square(None, _on_device(x), [True])
+        np.testing.assert_allclose(grads[1], 0.25 * np.sum(x ** 1.5 * np.log(x)), rtol=1e-12)
+    total, grads = overrides._unit_square(None, _on_device(x), [True], 1.0)
     np.testing.assert_allclose(total, np.sum(x * x), rtol=1e-12)
     assert len(grads) == 1
     np.testing.assert_array_equal(grads[0], 2 * x)
     assert overrides._unit_multiply(None, _on_device(x)[:, ::2], _on_device(y)[:, ::2],
-                                    list(wants)) is None
+                                    list(wants), 1.0) is None

@@ -90,22 +90,29 @@ MAPS = {
     "MapSquareGrad": ("apply<gt::MapSquareGrad>(g, x, T(0))", lambda x, p, g: g * (2 * x)),
     "MapSquare": ("apply<gt::MapSquare>(x, T(0), T(0))", lambda x, p, g: x * x),
     "MapMul": ("apply<gt::MapMul>(g, x, T(0))", lambda x, p, g: g * x),
-    # forward and gradient in one pass: (sum term, second sum term, gradient 0, gradient 1)
-    "SumGradMul.a0": ("one_pass<gt::SumGradMul, 0>(x, p)", lambda x, p, g: x * p),
-    "SumGradMul.w0": ("one_pass<gt::SumGradMul, 2>(x, p)", lambda x, p, g: p),
-    "SumGradMul.w1": ("one_pass<gt::SumGradMul, 3>(x, p)", lambda x, p, g: x),
-    "SumGradSquare.a0": ("one_pass<gt::SumGradSquare, 0>(x, p)", lambda x, p, g: x * x),
-    "SumGradSquare.w0": ("one_pass<gt::SumGradSquare, 2>(x, p)", lambda x, p, g: 2 * x),
-    "SumGradPow.a0": ("one_pass<gt::SumGradPow, 0>(x, p)", lambda x, p, g: np.power(x, p)),
-    "SumGradPow.w0": (
-        "one_pass<gt::SumGradPow, 2>(x, p)", lambda x, p, g: p * np.power(x, p - 1),
+    # forward and gradient in one pass, for a cotangent c = g:
+    # (sum term, second sum term, gradient 0, gradient 1)
+    "SumGradMul.a0": ("one_pass<gt::SumGradMul, 0>(x, p, g)", lambda x, p, g: x * p),
+    "SumGradMul.w0": ("one_pass<gt::SumGradMul, 2>(x, p, g)", lambda x, p, g: g * p),
+    "SumGradMul.w1": ("one_pass<gt::SumGradMul, 3>(x, p, g)", lambda x, p, g: g * x),
+    "SumGradSquare.a0": ("one_pass<gt::SumGradSquare, 0>(x, p, g)", lambda x, p, g: x * x),
+    "SumGradSquare.w0": (
+        "one_pass<gt::SumGradSquare, 2>(x, p, g)", lambda x, p, g: g * (2 * x),
     ),
-    "SumGradPowP.a0": ("one_pass<gt::SumGradPowP, 0>(x, p)", lambda x, p, g: np.power(x, p)),
+    "SumGradPow.a0": ("one_pass<gt::SumGradPow, 0>(x, p, g)", lambda x, p, g: np.power(x, p)),
+    "SumGradPow.w0": (
+        "one_pass<gt::SumGradPow, 2>(x, p, g)", lambda x, p, g: (g * p) * np.power(x, p - 1),
+    ),
+    "SumGradPowP.a0": (
+        "one_pass<gt::SumGradPowP, 0>(x, p, g)", lambda x, p, g: np.power(x, p),
+    ),
     "SumGradPowP.a1": (
-        "one_pass<gt::SumGradPowP, 1>(x, p)", lambda x, p, g: np.power(x, p) * _masked_log(x),
+        "one_pass<gt::SumGradPowP, 1>(x, p, g)",
+        lambda x, p, g: (g * np.power(x, p)) * _masked_log(x),
     ),
     "SumGradPowP.w0": (
-        "one_pass<gt::SumGradPowP, 2>(x, p)", lambda x, p, g: p * np.power(x, p - 1),
+        "one_pass<gt::SumGradPowP, 2>(x, p, g)",
+        lambda x, p, g: (g * p) * np.power(x, p - 1),
     ),
 }
 
@@ -124,9 +131,9 @@ T apply(T v0, T v1, T v2) {
 }
 
 template <class Map, int K, typename T>
-T one_pass(T x, T y) {
+T one_pass(T x, T y, T c) {
     T a0 = T(-0.0), a1 = T(-0.0), w0 = T(0), w1 = T(0);
-    Map::apply(a0, a1, x, y, w0, w1);
+    Map::apply(a0, a1, x, y, c, w0, w1);
     const T out[4] = {a0, a1, w0, w1};
     return out[K];
 }

@@ -64,12 +64,14 @@ def map_reduce(module: str, kernel: str, operands: list, shape: tuple, batch: in
         return out.reshape(out_shape)
 
 
-def sum_with_grads(kernel: str, x, other, writes: tuple, second_sum: bool = False):
+def sum_with_grads(kernel: str, x, other, writes: tuple, second_sum: bool = False,
+                   scale: float = 1.0):
     """One pass of kernel ``kernel`` of ``kernels/fused_sum.cu`` over every element of ``x``
     (C-contiguous) and ``other`` (of ``x``'s shape and C-contiguous, 0-d, or None):
-    ``(sum, [gradient 0, gradient 1], second sum)``, the gradients shaped like ``x`` where
-    ``writes[i]`` asks for them (else None), the second sum only with ``second_sum``. Returns
-    None where the kernel does not apply (the caller runs the generic code)."""
+    ``(sum, [gradient 0, gradient 1], second sum)``, the gradients (for a cotangent holding
+    ``scale``) shaped like ``x`` where ``writes[i]`` asks for them (else None), the second sum
+    only with ``second_sum``. Returns None where the kernel does not apply (the caller runs
+    the generic code)."""
     import cupy
 
     dtype = x.dtype
@@ -98,7 +100,7 @@ def sum_with_grads(kernel: str, x, other, writes: tuple, second_sum: bool = Fals
         null = np.uint64(0)
         loader.function("fused_sum", f"gt_{kernel}_{suffix}", device_id)(
             (blocks,), (_THREADS,),
-            (x, other, np.int64(step), np.int64(n), np.int64(blocks),
+            (x, other, np.int64(step), dtype.type(scale), np.int64(n), np.int64(blocks),
              *(null if g is None else g for g in grads), *parts),
         )
         finish = loader.function("fused_sum", f"gt_finish_{suffix}", device_id)

@@ -58,23 +58,23 @@ def _pattern(kernel: str, name: str):
     return forward
 
 
-# Full sums with the inputs' gradients for a unit cotangent, one pass (gputape.ops.fused):
-# (sum, [gradients]) or None where the kernel does not apply.
+# Full sums with the inputs' gradients for a cotangent holding ``scale``, one pass
+# (gputape.ops.fused): (sum, [gradients]) or None where the kernel does not apply.
 
 
-def _unit_multiply(xp, x, y, wants):
-    done = sum_with_grads("sum_grad_mul", x, y, tuple(wants))
+def _unit_multiply(xp, x, y, wants, scale):
+    done = sum_with_grads("sum_grad_mul", x, y, tuple(wants), scale=scale)
     return None if done is None else (done[0], done[1])
 
 
-def _unit_square(xp, x, wants):
-    done = sum_with_grads("sum_grad_square", x, None, (True, False))
+def _unit_square(xp, x, wants, scale):
+    done = sum_with_grads("sum_grad_square", x, None, (True, False), scale=scale)
     return None if done is None else (done[0], done[1][:1])
 
 
-def _unit_pow(xp, x, p, wants):
+def _unit_pow(xp, x, p, wants, scale):
     kernel = "sum_grad_pow_p" if wants[1] else "sum_grad_pow"
-    done = sum_with_grads(kernel, x, p, (wants[0], False), second_sum=wants[1])
+    done = sum_with_grads(kernel, x, p, (wants[0], False), second_sum=wants[1], scale=scale)
     return None if done is None else (done[0], [done[1][0], done[2]])
 
 

@@ -172,9 +172,27 @@ def _reduce_sum_rule(g, ans, inputs, params, needed):
     from .reduction import _sum_vjp
 
     spread = _sum_vjp(g, ans, inputs[0], **params)
-    if unitseed.known(g):  # ones spread over the input: ones again
-        unitseed.note(spread)
+    known = unitseed.value(g)
+    if known is not None:  # a known value spread over the input: the same value
+        unitseed.note(spread, known)
     return [spread]
+
+
+def _reduce_mean_rule(g, ans, inputs, params, needed):
+    from .reduction import _count, _mean_vjp
+
+    x = inputs[0]
+    spread = _mean_vjp(g, ans, x, **params)
+    known = unitseed.value(g)
+    if known is not None:  # the rule spreads g / count
+        unitseed.note(spread, _divided(known, x.dtype, _count(x.shape, params["axes"])))
+    return [spread]
+
+
+def _divided(value: float, dtype, count: int) -> float:
+    """``value / count`` as the rules compute it: both in ``dtype``, then divided."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.true_divide(dtype.type(value), dtype.type(count)))
 
 
 def _target(g, ans, x):
@@ -184,15 +202,18 @@ def _target(g, ans, x):
 
 def _kept_gradients(g, ans, needed: list) -> "list | None":
     """The inputs' gradients :func:`pattern_sum` kept on the pending ``ans``, when ``g`` is
-    known to be ones of ``ans``'s shape (what they were computed for) and no tape records this
-    walk (they are constants to an outer tape). Each kept set is handed out once."""
-    if recording.tapes or not unitseed.known(g) or g.shape != ans.shape:
+    known to hold, everywhere in ``ans``'s shape, the value they were computed for, and no tape
+    records this walk (they are constants to an outer tape). Each kept set is handed out once."""
+    if recording.tapes:
+        return None
+    known = unitseed.value(g)
+    if known is None or g.shape != ans.shape:
         return None
     recipe = pending.pending_inputs(ans)
     if recipe is None or recipe.unit is None:
         return None
-    kept = recipe.unit
-    if any(need and grad is None for need, grad in zip(needed, kept)):
+    scale, kept = recipe.unit
+    if scale != known or any(need and grad is None for need, grad in zip(needed, kept)):
         return None
     recipe.unit = None
     return [Tensor._wrap(grad) if need else None for need, grad in zip(needed, kept)]
@@ -248,39 +269,43 @@ def _generic_pattern(name):
 
 def register_pattern_sum(name: str, xp_name: str, forward, unit_forward=None) -> None:
     """Make ``forward(xp, *arrays, axes, keepdims)`` compute ``reduce_sum`` of a pending
-    ``name`` result on arrays of ``xp_name``; ``unit_forward(xp, *arrays, wants)``, if given,
-    computes a full sum together with the inputs' gradients for a unit cotangent (see
-    :func:`pattern_sum`), or returns None where it does not apply."""
+    ``name`` result on arrays of ``xp_name``; ``unit_forward(xp, *arrays, wants, scale)``, if
+    given, computes a full sum together with the inputs' gradients for a cotangent of ``scale``
+    (see :func:`pattern_sum`), or returns None where it does not apply."""
     _PATTERN_FORWARDS[(name, xp_name)] = forward
     if unit_forward is not None:
         _UNIT_FORWARDS[(name, xp_name)] = unit_forward
 
 
-# -- a full sum with its inputs' gradients for a unit cotangent, in one pass ------------------
+# -- a full sum with its inputs' gradients for a known cotangent, in one pass -----------------
 #
-# What the backward pass of reduce_sum(x * y) writes when the sum's cotangent is 1 (the seed
-# gradient() gives a scalar target): d/dx = y and d/dy = x. Likewise 2 x for square(x), and for
-# x ** p, p x**(p-1) and the sum of x**p log x (masked where x <= 0). The expressions are those
-# of the fused gradient maps above with g = 1, so they give the same bits.
+# What the backward pass of reduce_sum(x * y) writes when the sum's cotangent holds c (1 for the
+# seed gradient() gives a scalar target, 1/count under a mean): d/dx = c y and d/dy = c x.
+# Likewise c (2 x) for square(x), and for x ** p, (c p) x**(p-1) and the sum of (c x**p) log x
+# (masked where x <= 0). The expressions are those of the fused gradient maps above with g = c,
+# in the same order, so they give the same bits.
 
 
-def _unit_multiply(xp, x, y, wants):
-    return xp.sum(xp.multiply(x, y)), [y.copy() if wants[0] else None,
-                                       x.copy() if wants[1] else None]
+def _unit_multiply(xp, x, y, wants, scale):
+    c = x.dtype.type(scale)
+    return xp.sum(xp.multiply(x, y)), [xp.multiply(c, y) if wants[0] else None,
+                                       xp.multiply(c, x) if wants[1] else None]
 
 
-def _unit_square(xp, x, wants):
-    return xp.sum(xp.multiply(x, x)), [xp.multiply(x, x.dtype.type(2))]
+def _unit_square(xp, x, wants, scale):
+    c = x.dtype.type(scale)
+    return xp.sum(xp.multiply(x, x)), [xp.multiply(c, xp.multiply(x, x.dtype.type(2)))]
 
 
-def _unit_pow(xp, x, p, wants):
+def _unit_pow(xp, x, p, wants, scale):
+    c = x.dtype.type(scale)
     z = xp.power(x, p)
-    gx = xp.multiply(p, xp.power(x, p - p.dtype.type(1))) if wants[0] else None
-    gp = xp.sum(xp.multiply(z, _masked_log_array(xp, x))) if wants[1] else None
+    gx = xp.multiply(xp.multiply(c, p), xp.power(x, p - p.dtype.type(1))) if wants[0] else None
+    gp = xp.sum(xp.multiply(xp.multiply(c, z), _masked_log_array(xp, x))) if wants[1] else None
     return xp.sum(z), [gx, gp]
 
 
-_UNIT_FORWARDS: dict = {}  # (primitive name, namespace) -> unit_forward(xp, *arrays, wants)
+_UNIT_FORWARDS: dict = {}  # (name, namespace) -> unit_forward(xp, *arrays, wants, scale)
 _UNIT_GENERIC = {"multiply": _unit_multiply, "square": _unit_square, "pow": _unit_pow}
 # The operand shapes the one-pass gradients cover: no broadcasting between x and y; a 0-d p.
 _UNIT_FITS = {
@@ -295,10 +320,10 @@ def _followed(tensor, tapes: list) -> bool:
     return any(uid in tape._watched for tape in tapes)
 
 
-def _sum_with_unit_gradients(recipe, arrays: list, tapes: list):
+def _sum_with_kept_gradients(recipe, arrays: list, tapes: list, scale: float):
     """``(sum, gradients)`` of a pending result summed over every axis, with the gradients
-    (None where no tape follows the input) for a unit cotangent; None where that does not
-    apply."""
+    (None where no tape follows the input) for a cotangent of ``scale``; None where that does
+    not apply."""
     name = recipe.prim.name
     forward = _UNIT_FORWARDS.get((name, recipe.xp.__name__))
     if forward is None or not _UNIT_FITS[name](*arrays):
@@ -307,27 +332,26 @@ def _sum_with_unit_gradients(recipe, arrays: list, tapes: list):
     if not any(wants):
         return None
     xp = recipe.xp
-    done = forward(xp, *arrays, wants=wants)
+    done = forward(xp, *arrays, wants=wants, scale=scale)
     if done is None:
         return None
     total, grads = done  # NumPy gives scalars for 0-d results
     return total, [None if grad is None else xp.asarray(grad) for grad in grads]
 
 
-def pattern_sum(tensor, axes: tuple, keepdims: bool, unit_gradients: bool = True):
-    """``reduce_sum(tensor, axes)`` computed from the inputs of a pending ``tensor``, recorded
-    as an ordinary ``reduce_sum`` of it; ``None`` when ``tensor`` is not pending or no fused
-    forward applies.
+def pattern_sum(tensor, axes: tuple, keepdims: bool, mean: bool = False):
+    """``reduce_sum(tensor, axes)`` (``reduce_mean`` with ``mean``) computed from the inputs
+    of a pending ``tensor``, recorded as an ordinary ``reduce_sum`` (``reduce_mean``) of it;
+    ``None`` when ``tensor`` is not pending or no fused forward applies.
 
-    Summed over every axis while one tape records, the pass may also compute the gradients the
-    backward pass would give the inputs for a cotangent of 1 (the default seed of a scalar
-    loss): they stay on the pending tensor, and the fused rule of the op that made it returns
-    them when its cotangent is known to be that unit spread (:mod:`gputape.unitseed`), so the
-    inputs are read once for the forward and the gradient together. ``unit_gradients=False``
-    skips that, for a sum whose cotangent will not be 1 (a mean's).
+    Over every axis while one tape records, the pass may also compute the gradients the
+    backward pass would give the inputs for the cotangent a scalar loss most likely sends:
+    1 for a sum (the default seed), 1/count for a mean. They stay on the pending tensor, and
+    the fused rule of the op that made it returns them when its cotangent is known to hold that
+    value (:mod:`gputape.unitseed`), so the inputs are read once for forward and gradient.
     """
     from ..dispatch import record
-    from .reduction import REDUCE_SUM
+    from .reduction import REDUCE_MEAN, REDUCE_SUM, _count
 
     recipe = pending.pending_inputs(tensor)
     if recipe is None or not registry.fused_enabled():
@@ -338,20 +362,26 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool, unit_gradients: bool = True
         return None
     arrays = [t._data for t in recipe.inputs]
     tapes = recording.tapes
-    unit = None
+    count = _count(recipe.shape, axes)
+    kept = None
     # With one tape: under nested tapes the inner gradient is taken while the outer one
     # records, where gradients kept from the forward cannot be used.
-    if unit_gradients and len(tapes) == 1 and len(axes) == len(recipe.shape):
-        unit = _sum_with_unit_gradients(recipe, arrays, tapes)
-    if unit is None:
+    if len(tapes) == 1 and len(axes) == len(recipe.shape) and count:
+        scale = _divided(1.0, recipe.dtype, count) if mean else 1.0
+        kept = _sum_with_kept_gradients(recipe, arrays, tapes, scale)
+    if kept is None:
         out = forward(xp, *arrays, axes=axes, keepdims=keepdims)
     else:
-        out, recipe.unit = unit
+        out, grads = kept
+        recipe.unit = (scale, grads)
         if keepdims:
             out = xp.reshape(out, (1,) * len(recipe.shape))
+    if mean:  # as reduce_mean's forward: the sum, then one division
+        out = xp.true_divide(out, count)
     result = Tensor._wrap(xp.asarray(out))  # NumPy's sum gives a scalar for axis=None
     if tapes:
-        record(tapes, REDUCE_SUM, (tensor,), {"axes": axes, "keepdims": keepdims}, result)
+        record(tapes, REDUCE_MEAN if mean else REDUCE_SUM, (tensor,),
+               {"axes": axes, "keepdims": keepdims}, result)
     return result
 
 
@@ -361,6 +391,7 @@ def route(xp_name: str) -> None:
     registry.register_gradient_override("square", xp_name, _square_rule_fused)
     registry.register_gradient_override("pow", xp_name, _pow_rule)
     registry.register_gradient_override("reduce_sum", xp_name, _reduce_sum_rule)
+    registry.register_gradient_override("reduce_mean", xp_name, _reduce_mean_rule)
     for name in _PATTERN_MAPS:
         registry.allow_deferral(name, xp_name)
         _PATTERN_FORWARDS.setdefault((name, xp_name), _generic_pattern(name))
@@ -378,6 +409,7 @@ def unroute(xp_name: str) -> None:
             _PATTERN_FORWARDS.pop((name, xp_name), None)
             _UNIT_FORWARDS.pop((name, xp_name), None)
     registry.remove_gradient_override("reduce_sum", xp_name)
+    registry.remove_gradient_override("reduce_mean", xp_name)
     unitseed.ROUTES.discard(xp_name)
 
 

@@ -241,15 +241,12 @@ def reduce_mean(input_tensor, axis=None, keepdims=False):
     if x.dtype.kind in "fc":
         if type(x) is Tensor:
             return apply(REDUCE_MEAN, x, axes=axes, keepdims=bool(keepdims))
-        from .elementwise import divide
-        from .fused import pattern_sum
+        from .fused import pattern_sum  # pending: the sum may fuse with the op that made x
 
-        # Pending: the sum may fuse with the op that made x. It keeps no gradients for a unit
-        # cotangent, since its cotangent will be 1/count.
-        total = pattern_sum(x, axes, bool(keepdims), unit_gradients=False)
-        if total is None:
-            total = apply(REDUCE_SUM, x, axes=axes, keepdims=bool(keepdims))
-        return divide(total, _count(x.shape, axes))
+        fused = pattern_sum(x, axes, bool(keepdims), mean=True)
+        if fused is not None:
+            return fused
+        return apply(REDUCE_MEAN, x, axes=axes, keepdims=bool(keepdims))
     from .elementwise import cast
 
     count = _count(x.shape, axes)
