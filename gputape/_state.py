@@ -14,8 +14,8 @@ class _Recording(threading.local):
         # True while a backward walk that no tape records runs rules on host arrays: ops
         # given arrays then return arrays (dispatch.apply_to_arrays).
         self.arrays = False
-        # Ids of the tensors the backward walk now running knows to hold ones, or None
-        # (gputape.unitseed).
+        # {id: value} of the tensors the backward walk now running knows to hold one value
+        # everywhere, or None (gputape.unitseed).
         self.units = None
 
 

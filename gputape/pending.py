@@ -20,14 +20,14 @@ _SLOT = Tensor._data  # the slot descriptor, read past the property below
 class _Recipe:
     """How to compute a pending tensor: the primitive, its input tensors and parameters."""
 
-    __slots__ = ("prim", "inputs", "params", "xp", "shape", "dtype", "device", "unit")
+    __slots__ = ("prim", "inputs", "params", "xp", "shape", "dtype", "device", "kept")
 
     def __init__(self, prim, inputs, params, xp, shape, dtype, device) -> None:
         self.prim, self.inputs, self.params, self.xp = prim, inputs, params, xp
         self.shape, self.dtype, self.device = shape, dtype, device
-        # (id of a full sum of this result, the inputs' gradients for a unit cotangent of
-        # that sum): what gputape.ops.fused.pattern_sum kept, else None.
-        self.unit = None
+        # (a cotangent value, the inputs' gradients for a cotangent holding it everywhere):
+        # what gputape.ops.fused.pattern_sum kept for the backward pass, else None.
+        self.kept = None
 
     def run(self):
         forward = self.prim.implementation(self.xp.__name__)

@@ -244,7 +244,7 @@ class GradientTape:
         evidence = Evidence(self) if explain else None
         # When every watched tensor is a source, nothing needs pruning (see backward.walk).
         followed = self._watched if self._roots <= wanted else None
-        units = unitseed.begin(seeds) if output_gradients is None else unitseed.begin(())
+        units = unitseed.begin(seeds if output_gradients is None else ())
         try:
             if self._persistent:
                 found = backward.walk(self._entries, seeds, wanted, followed=followed,

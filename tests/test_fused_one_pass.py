@@ -100,7 +100,7 @@ def test_reduce_sum_of_a_product_reads_the_inputs_once(numpy_route, monkeypatch,
         tape.watch([x, y])
         p = x * y
         total = gt.reduce_sum(p)
-    scale, kept = pending.pending_inputs(p).unit
+    scale, kept = pending.pending_inputs(p).kept
     assert scale == 1.0
     np.testing.assert_array_equal(kept[0], y.numpy())
     np.testing.assert_array_equal(kept[1], x.numpy())
@@ -109,7 +109,7 @@ def test_reduce_sum_of_a_product_reads_the_inputs_once(numpy_route, monkeypatch,
     np.testing.assert_array_equal(gx.numpy(), y.numpy())
     np.testing.assert_array_equal(gy.numpy(), x.numpy())
     assert handed_out == [True] and pair_calls == [] and product_calls == []
-    assert pending.pending_inputs(p).unit is None  # handed out, no longer held
+    assert pending.pending_inputs(p).kept is None  # handed out, no longer held
 
 
 def test_pow_keeps_the_exponent_gradient_as_a_sum(numpy_route, handed_out):
@@ -131,7 +131,7 @@ def test_only_followed_inputs_get_gradients_kept(numpy_route, handed_out):
         tape.watch(x)
         p = x * y
         total = gt.reduce_sum(p)
-    assert pending.pending_inputs(p).unit[1][1] is None
+    assert pending.pending_inputs(p).kept[1][1] is None
     np.testing.assert_array_equal(tape.gradient(total, x).numpy(), [3.0, 4.0])
     assert handed_out == [True]
 
@@ -200,7 +200,7 @@ def test_a_mean_over_some_axes_or_with_a_sum_seed_keeps_nothing_it_cannot_use(
         tape.watch(x)
         p = x * x
         total = gt.reduce_mean(p, axis=axis)
-    assert (pending.pending_inputs(p).unit is None) == (axis == 0)
+    assert (pending.pending_inputs(p).kept is None) == (axis == 0)
     np.testing.assert_allclose(tape.gradient(total, x).numpy(),
                                2 * x.numpy() / (2 if axis == 0 else 6), rtol=1e-15)
     assert handed_out == [axis is None]
@@ -249,7 +249,7 @@ def test_nested_tapes_keep_nothing_and_second_order_holds(numpy_route, handed_ou
             inner.watch([x, y])
             p = x * y
             total = gt.reduce_sum(p)
-        assert pending.pending_inputs(p).unit is None
+        assert pending.pending_inputs(p).kept is None
         gx, gy = inner.gradient(total, [x, y])
     np.testing.assert_array_equal(gx.numpy(), y.numpy())
     assert outer.gradient(gx, y) is not None and outer.gradient(gy, y) is None
@@ -277,7 +277,7 @@ def test_patterns_outside_the_one_pass_keep_nothing(numpy_route, case):
         total = gt.reduce_sum(p, axis=0 if case == "partial" else None)
         if case == "strided-read":
             p[0]  # another reader: the product is computed, the tensor no longer pending
-    assert pending.pending_inputs(p) is None or pending.pending_inputs(p).unit is None
+    assert pending.pending_inputs(p) is None or pending.pending_inputs(p).kept is None
     gx, gy = tape.gradient(total, [x, y])
     np.testing.assert_array_equal(gx.numpy(), np.broadcast_to(y.numpy(), (3, 4)))
     assert gy.shape == y.shape

@@ -210,12 +210,12 @@ def _kept_gradients(g, ans, needed: list) -> "list | None":
     if known is None or g.shape != ans.shape:
         return None
     recipe = pending.pending_inputs(ans)
-    if recipe is None or recipe.unit is None:
+    if recipe is None or recipe.kept is None:
         return None
-    scale, kept = recipe.unit
+    scale, kept = recipe.kept
     if scale != known or any(need and grad is None for need, grad in zip(needed, kept)):
         return None
-    recipe.unit = None
+    recipe.kept = None
     return [Tensor._wrap(grad) if need else None for need, grad in zip(needed, kept)]
 
 
@@ -282,27 +282,25 @@ def register_pattern_sum(name: str, xp_name: str, forward, unit_forward=None) ->
 # What the backward pass of reduce_sum(x * y) writes when the sum's cotangent holds c (1 for the
 # seed gradient() gives a scalar target, 1/count under a mean): d/dx = c y and d/dy = c x.
 # Likewise c (2 x) for square(x), and for x ** p, (c p) x**(p-1) and the sum of (c x**p) log x
-# (masked where x <= 0). The expressions are those of the fused gradient maps above with g = c,
-# in the same order, so they give the same bits.
+# (masked where x <= 0): the fused gradient maps above with g = c, so the same bits. (These run
+# on NumPy, for the tests; CuPy's are the kernels.)
 
 
 def _unit_multiply(xp, x, y, wants, scale):
     c = x.dtype.type(scale)
-    return xp.sum(xp.multiply(x, y)), [xp.multiply(c, y) if wants[0] else None,
-                                       xp.multiply(c, x) if wants[1] else None]
+    return xp.sum(xp.multiply(x, y)), [_mul_map(xp, c, y) if wants[0] else None,
+                                       _mul_map(xp, c, x) if wants[1] else None]
 
 
 def _unit_square(xp, x, wants, scale):
-    c = x.dtype.type(scale)
-    return xp.sum(xp.multiply(x, x)), [xp.multiply(c, xp.multiply(x, x.dtype.type(2)))]
+    return xp.sum(xp.multiply(x, x)), [_square_map(xp, x.dtype.type(scale), x)]
 
 
 def _unit_pow(xp, x, p, wants, scale):
     c = x.dtype.type(scale)
-    z = xp.power(x, p)
-    gx = xp.multiply(xp.multiply(c, p), xp.power(x, p - p.dtype.type(1))) if wants[0] else None
-    gp = xp.sum(xp.multiply(xp.multiply(c, z), _masked_log_array(xp, x))) if wants[1] else None
-    return xp.sum(z), [gx, gp]
+    gx = _pow_x_map(xp, c, x, p) if wants[0] else None
+    gp = xp.sum(_pow_p_map(xp, c, x, p)) if wants[1] else None
+    return xp.sum(xp.power(x, p)), [gx, gp]
 
 
 _UNIT_FORWARDS: dict = {}  # (name, namespace) -> unit_forward(xp, *arrays, wants, scale)
@@ -373,7 +371,7 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool, mean: bool = False):
         out = forward(xp, *arrays, axes=axes, keepdims=keepdims)
     else:
         out, grads = kept
-        recipe.unit = (scale, grads)
+        recipe.kept = (scale, grads)
         if keepdims:
             out = xp.reshape(out, (1,) * len(recipe.shape))
     if mean:  # as reduce_mean's forward: the sum, then one division
