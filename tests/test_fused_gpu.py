@@ -101,13 +101,30 @@ def test_unsupported_dtypes_fall_back():
     assert launch.map_reduce("sum", "sum", [x], ()) is None
 
 
-def test_modules_are_built_once_per_device():
+def test_modules_are_built_once_per_device(monkeypatch):
+    """From empty caches: the first launch builds the module and looks the kernel up; the
+    second reuses both (``test_loader.py`` checks the cache key's device without a GPU)."""
     cupy = cupy_or_none()
+    monkeypatch.setattr(loader, "_modules", {})
+    monkeypatch.setattr(loader, "_functions", {})
+    built = []
+    real = cupy.RawModule
+
+    def counting(*args, **kwargs):
+        built.append(kwargs.get("code", args[0] if args else None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cupy, "RawModule", counting)
     x = cupy.ones(100, dtype=cupy.float32)
-    launch.map_reduce("sum", "sum", [x], ())
-    before = dict(loader._functions)
-    launch.map_reduce("sum", "sum", [x], ())
-    assert loader._functions == before
+    device_id = x.device.id
+    assert launch.map_reduce("sum", "sum", [x], ())[0].item() == 100.0
+    first = dict(loader._functions)
+    assert built == [loader.source("sum.cu")]
+    assert list(loader._modules) == [("sum", device_id)]
+    assert first and all(key[0] == "sum" and key[2] == device_id for key in first)
+    assert launch.map_reduce("sum", "sum", [x], ())[0].item() == 100.0
+    assert len(built) == 1 and loader._functions.keys() == first.keys()
+    assert all(loader._functions[key] is kernel for key, kernel in first.items())
 
 
 def test_a_pair_of_outputs_is_one_buffer():
