@@ -127,6 +127,58 @@ def test_modules_are_built_once_per_device(monkeypatch):
     assert all(loader._functions[key] is kernel for key, kernel in first.items())
 
 
+def _launches(monkeypatch) -> list:
+    """Records ``(kernel name, grid, block, arguments)`` of every launch through the loader."""
+    launches: list = []
+    real = loader.function
+
+    def spy(module, name, device_id):
+        kernel = real(module, name, device_id)
+
+        def launch_and_record(grid, block, args):
+            launches.append((name, grid, block, args))
+            return kernel(grid, block, args)
+
+        return launch_and_record
+
+    monkeypatch.setattr(loader, "function", spy)
+    return launches
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("launch_shape", ["outer", "inner"])
+@pytest.mark.parametrize("kernel", ["sum", "mul_pair", "pow_grad_x", "pow_grad_p", "sum_power"])
+def test_grid_stride_loops_reach_every_output(monkeypatch, kernel, launch_shape, dtype):
+    """More outputs (outer: threads; inner: rows) than the launcher's capped grid holds, so
+    each thread or block takes a second turn of its grid-stride loop."""
+    cupy = cupy_or_none()
+    module, count, np_map = MAPS[kernel]
+    cap = loader.multiprocessors(0) * 64  # the launcher's most blocks
+    if launch_shape == "outer":  # sum_to (3, n) -> (n,)
+        n = max(2**22, cap * 256 + 4099)
+        full, shape = (3, n), (n,)
+    else:  # row sums of 300 columns
+        rows = max(20000, cap + 1001)
+        full, shape = (rows, 300), (rows, 1)
+    host = _operands(cupy, full, count, dtype, np.random.default_rng(7))
+    launches = _launches(monkeypatch)
+    outs = launch.map_reduce(module, kernel, [cupy.asarray(a) for a in host], shape,
+                             outputs=2 if kernel == "mul_pair" else 1)
+    (name, grid, block, args), = [c for c in launches if "finish" not in c[0]]
+    assert f"_{launch_shape}_" in name and grid == (cap,)
+    k1 = int(args[12])
+    if launch_shape == "outer":
+        assert grid[0] * block[0] < k1 * int(args[14]) * int(args[15])  # K1 * K2 * S threads
+    else:
+        assert grid[0] < k1 * int(args[14])  # K1 * S rows
+    with np.errstate(all="ignore"):
+        expected = [_sum_to_forward(np, m.astype(np.float64), shape, 0) for m in np_map(*host)]
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    for got, want in zip(outs, expected):
+        assert got.dtype == dtype and got.shape == shape
+        np.testing.assert_allclose(cupy.asnumpy(got), want, equal_nan=True, **tol)
+
+
 def test_a_pair_of_outputs_is_one_buffer():
     """The pair of multiply gradients comes back stacked as the kernel wrote it: no copy."""
     cupy = cupy_or_none()

@@ -119,6 +119,7 @@ class _Kernel:
     """Kernel ``name`` of ``module``: checks a call's arguments, then does its work in NumPy."""
 
     calls: list = []
+    launches: list = []  # (name, grid, block, arguments) of each call
 
     def __init__(self, module: str, name: str) -> None:
         signatures = _signatures(module)
@@ -136,6 +137,7 @@ class _Kernel:
                     f"{self.name} argument {i}: {kind.__name__}, given {type(arg).__name__}")
         assert all(type(n) is int and n >= 1 for n in (*grid, *block)), (grid, block)
         _Kernel.calls.append(self.name)
+        _Kernel.launches.append((self.name, grid, block, args))
         body = re.sub(r"^gt_|_(f32|f64)$", "", self.name)
         if body == "finish":
             partial, splits, count, out = args
@@ -189,7 +191,6 @@ class _Kernel:
                 part[:] = np.concatenate([s.reshape(-1) for s in sums])
 
 
-
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """CuPy and the kernels, stood in for by NumPy; yields the list of kernels called."""
@@ -197,6 +198,7 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(loader, "function", lambda module, name, device_id: _Kernel(module, name))
     monkeypatch.setattr(loader, "multiprocessors", lambda device_id: 4)
     _Kernel.calls = []
+    _Kernel.launches = []
     yield _Kernel.calls
 
 
@@ -238,6 +240,32 @@ def test_map_reduce_launches_match_numpy(fake_gpu, kernel, problem, dtype):
         np.testing.assert_allclose(g, w, **tol)
     if 0 not in full:
         assert any(name.startswith(f"gt_{kernel}_") for name in fake_gpu)
+
+
+@pytest.mark.parametrize("problem", [((3, 70001), (70001,)), ((300, 300), (300, 1))],
+                         ids=["outer", "inner"])
+@pytest.mark.parametrize("kernel", ["sum", "mul_pair", "pow_grad_x", "sum_power"])
+def test_grids_are_capped_so_the_kernels_loop(fake_gpu, kernel, problem):
+    """With 4 multiprocessors a grid has at most 256 blocks: fewer threads (outer) or blocks
+    (inner) than the work items, so the kernels' grid-stride loops take a second turn."""
+    full, shape = problem
+    host = _operands(np.random.default_rng(10), full, COUNTS[kernel], np.float64)
+    outputs = 2 if kernel == "mul_pair" else 1
+    got = launch.map_reduce(MODULES[kernel], kernel, [_on_device(a) for a in host], shape,
+                            outputs=outputs)
+    (name, grid, block, args), = [c for c in _Kernel.launches if "finish" not in c[0]]
+    k1 = int(args[12])
+    if name.endswith("_inner_f64"):
+        rows = k1 * int(args[14])  # one block per row and split
+        assert grid == (256,) and rows > 256, (grid, rows)
+    else:
+        threads = k1 * int(args[14]) * int(args[15])  # one thread per output and split
+        assert grid == (256,) and grid[0] * block[0] < threads, (grid, block, threads)
+    padded = [np.broadcast_to(a, full) for a in host] + [np.zeros(full)] * 2
+    with np.errstate(all="ignore"):  # x ** p of negative x
+        want = [_sum_to_forward(np, v, shape, 0) for v in REDUCE_MAPS[kernel](*padded[:3])]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 def test_strided_and_reversed_operands_are_read_in_place(fake_gpu):
