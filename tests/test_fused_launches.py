@@ -1,0 +1,297 @@
+"""Which fused kernels a gradient on a GPU launches, checked without a GPU.
+
+A stand-in CuPy holds NumPy arrays behind a ``cupy.ndarray`` of its own (so gputape takes
+them for GPU arrays: ``"gpu:0"`` tensors, the ``"cupy"`` overrides, rules and pattern sums),
+and the kernels are those of ``test_kernel_launches.py``: each call checked against the
+kernel's C signature, then done in NumPy. A tape on ``"gpu:0"`` must then launch the kernels
+:func:`gputape.cuda.overrides.install` registers, give the values and gradients of the generic
+path, and launch nothing at all with ``GPUTAPE_FUSED=0``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+
+import numpy as np
+import pytest
+from helpers import host
+from test_kernel_launches import CPP, _Kernel
+
+import gputape as gt
+from gputape.cuda import loader
+
+pytestmark = pytest.mark.skipif(CPP is None, reason="no C preprocessor (cpp) on the PATH")
+
+_DEVICE_MODULE = sys.modules["gputape.device"]  # gt.device is the context manager
+
+
+def _unwrap(value):
+    if isinstance(value, _FakeArray):
+        return value.host
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unwrap(v) for v in value)
+    return value
+
+
+def _wrap(value):
+    if isinstance(value, (np.ndarray, np.generic)):  # CuPy's reductions give 0-d arrays
+        return _FakeArray(np.asarray(value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_wrap(v) for v in value)
+    return value
+
+
+def _on_arrays(fn):
+    def call(*args, **kwargs):
+        return _wrap(fn(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+
+    return call
+
+
+class _Device:
+    def __init__(self, device_id: int = 0) -> None:
+        self.id = device_id
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+class _FakeArray:
+    """A GPU array as gputape sees one: NumPy inside, no implicit conversion to the host."""
+
+    __module__ = "cupy"  # how gputape tells a CuPy array from another value
+    __array_priority__ = 1000
+    __hash__ = None
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.host = array
+
+    device = property(lambda self: _Device(0))
+    shape = property(lambda self: self.host.shape)
+    dtype = property(lambda self: self.host.dtype)
+    strides = property(lambda self: self.host.strides)
+    itemsize = property(lambda self: self.host.itemsize)
+    ndim = property(lambda self: self.host.ndim)
+    size = property(lambda self: self.host.size)
+    nbytes = property(lambda self: self.host.nbytes)
+    flags = property(lambda self: self.host.flags)
+    T = property(lambda self: _FakeArray(self.host.T))
+
+    def get(self) -> np.ndarray:
+        return np.array(self.host)
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("implicit conversion of a GPU array to a NumPy array")
+
+    def __getattr__(self, name: str):
+        value = getattr(self.host, name)
+        return _on_arrays(value) if callable(value) else _wrap(value)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
+        return _wrap(getattr(ufunc, method)(*_unwrap(inputs), **kwargs))
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _wrap(func(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+
+    def __getitem__(self, key):
+        key = _unwrap(key)
+        out = self.host[key]
+        if isinstance(out, np.generic):  # NumPy gives a copy of one element, CuPy a 0-d view
+            out = self.host[(key if isinstance(key, tuple) else (key,)) + (Ellipsis,)]
+        return _FakeArray(out)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __setitem__(self, key, value) -> None:
+        self.host[_unwrap(key)] = _unwrap(value)
+
+    def __len__(self) -> int:
+        return len(self.host)
+
+    def __bool__(self) -> bool:
+        return bool(self.host)
+
+    def __float__(self) -> float:
+        return float(self.host)
+
+    def __int__(self) -> int:
+        return int(self.host)
+
+    def __neg__(self):
+        return np.negative(self)
+
+    def __abs__(self):
+        return np.absolute(self)
+
+
+def _binary(ufunc):
+    return (lambda self, other: ufunc(self, other)), (lambda self, other: ufunc(other, self))
+
+
+for _name, _ufunc in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
+                      ("truediv", np.true_divide), ("pow", np.power), ("matmul", np.matmul),
+                      ("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
+                      ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
+    _forward, _reflected = _binary(_ufunc)
+    setattr(_FakeArray, f"__{_name}__", _forward)
+    setattr(_FakeArray, f"__r{_name}__", _reflected)
+
+
+def _fake_cupy() -> types.ModuleType:
+    cupy = types.ModuleType("cupy")
+    cupy.ndarray = _FakeArray
+
+    def namespace(name: str):
+        value = getattr(np, name)  # NumPy's functions on the arrays inside; types as they are
+        return _on_arrays(value) if callable(value) and not isinstance(value, type) else value
+
+    def asarray(a, dtype=None):
+        if isinstance(a, _FakeArray) and (dtype is None or np.dtype(dtype) == a.dtype):
+            return a
+        return _FakeArray(np.array(_unwrap(a), dtype=dtype))  # a copy, as to a GPU
+
+    cupy.__getattr__ = namespace
+    cupy.asarray = asarray
+    cupy.asnumpy = lambda a: np.array(_unwrap(a))
+    cupy.empty = lambda shape, dtype=np.float64: _FakeArray(np.full(shape, np.nan, dtype))
+    cupy.cuda = types.SimpleNamespace(
+        Device=_Device, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    return cupy
+
+
+def _kernel(module: str, name: str, device_id: int):
+    kernel = _Kernel(module, name)
+
+    def launch(grid: tuple, block: tuple, args: tuple) -> None:
+        for i, arg in enumerate(args):  # a kernel reads GPU memory, never a host array
+            assert not isinstance(arg, np.ndarray), f"{name} argument {i}: a host array"
+        kernel(grid, block, tuple(_unwrap(a) for a in args))
+
+    return launch
+
+
+@pytest.fixture
+def gpu_stand_in(monkeypatch):
+    """A stand-in "gpu:0" for the test's duration; yields the names of the kernels launched."""
+    cupy = _fake_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setitem(_DEVICE_MODULE._CUPY_STATE, "module", cupy)
+    monkeypatch.setattr(_DEVICE_MODULE, "_RESOLVED_DEFAULT", {})
+    monkeypatch.setattr(loader, "function", _kernel)
+    monkeypatch.setattr(loader, "multiprocessors", lambda device_id: 4)
+    _Kernel.calls = []
+    with gt.device("gpu:0"):
+        yield _Kernel.calls
+
+
+def _family(kernel: str) -> str:
+    """``gt_mul_pair_outer_f32`` -> ``mul_pair``."""
+    return re.sub(r"^gt_|(_inner|_outer)?_(f32|f64)$", "", kernel)
+
+
+def _run(fn, arrays: list, watch: tuple) -> list:
+    """Host copies of ``fn``'s value and its gradients with respect to the ``watch`` inputs."""
+    tensors = [gt.constant(a) for a in arrays]
+    sources = [tensors[i] for i in watch]
+    with gt.GradientTape() as tape:
+        tape.watch(sources)
+        value = fn(*tensors)
+    grads = tape.gradient(value, sources)
+    assert type(value._data) is _FakeArray and all(type(g._data) is _FakeArray for g in grads)
+    return [host(t) for t in (value, *grads)]
+
+
+# name -> (function, input shapes, watched inputs, the kernels its value and gradients launch
+# besides the finishing sums)
+CASES = {
+    "sum of x*y + x**3": (lambda x, y: gt.reduce_sum(x * y + x ** 3.0),
+                          [(4, 5), (4, 5)], (0, 1), {"sum", "mul_pair", "pow_grad_x"}),
+    "one-pass sum of x*y": (lambda x, y: gt.reduce_sum(x * y), [(4, 5), (4, 5)], (0, 1),
+                            {"sum_grad_mul"}),
+    "one-pass mean of x**p": (lambda x, p: gt.reduce_mean(gt.pow(x, p)), [(7,), ()], (0, 1),
+                              {"sum_grad_pow_p"}),
+    "one-pass sum of square": (lambda x: gt.reduce_sum(gt.square(x)), [(3, 2)], (0,),
+                               {"sum_grad_square"}),
+    "partial sum of x*y": (lambda x, y: gt.reduce_sum(x * y, axis=0), [(4, 5), (4, 5)],
+                           (0, 1), {"sum_product", "mul_pair"}),
+    "keepdims sum of square": (lambda x: gt.reduce_sum(gt.square(x), axis=1, keepdims=True),
+                               [(4, 5)], (0,), {"sum_square", "square_grad"}),
+    "partial sum of x**p": (lambda x, p: gt.reduce_sum(gt.pow(x, p), axis=0),
+                            [(3, 4), ()], (0, 1), {"sum_power", "pow_grad_x", "pow_grad_p"}),
+    "0-d square": (lambda x: gt.square(x) * 3.0, [()], (0,), {"mul", "square_grad"}),
+    "broadcast product": (lambda x, b: gt.reduce_sum(gt.exp(x * b)), [(4, 5), (5,)], (0, 1),
+                          {"sum", "mul"}),
+    "un-broadcast of a bias": (lambda x, b: gt.reduce_sum(gt.exp(x + b), axis=1),
+                               [(300, 3), (3,)], (1,), {"sum"}),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_gpu_gradient_launches_the_fused_kernels(gpu_stand_in, monkeypatch, rng, case, dtype):
+    fn, shapes, watch, families = CASES[case]
+    arrays = [rng.uniform(0.5, 1.5, s).astype(dtype) for s in shapes]
+    fused_out = _run(fn, arrays, watch)
+    launched = list(gpu_stand_in)
+    assert {_family(k) for k in launched} - {"finish"} == families  # finish: split sums
+    assert all(k.endswith("_f32" if dtype == np.float32 else "_f64") for k in launched)
+
+    gpu_stand_in.clear()
+    monkeypatch.setenv("GPUTAPE_FUSED", "0")
+    generic_out = _run(fn, arrays, watch)
+    assert gpu_stand_in == []  # no kernel: every forward and rule is the generic one
+    tol = dict(rtol=2e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-13)
+    for got, want in zip(fused_out, generic_out):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, **tol)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", [None, 0, -1, (0, 2), (1, 2)], ids=str)
+def test_pattern_sums_over_axes_equal_generic(gpu_stand_in, monkeypatch, rng, axis, keepdims):
+    """The CuPy pattern forwards summed over some axes: the kept shape the kernels write, then
+    the reshape that drops the summed axes unless ``keepdims``. Under two tapes, so that full
+    sums run the pattern kernels too (one tape would take the one-pass kernels)."""
+    x = rng.uniform(0.5, 1.5, (3, 4, 5))
+    y = rng.standard_normal((3, 4, 5))
+
+    def patterns(x, y):
+        with gt.GradientTape() as outer:
+            outer.watch([x, y])
+            with gt.GradientTape() as inner:
+                inner.watch([x, y])
+                sums = [gt.reduce_sum(x * y, axis=axis, keepdims=keepdims),
+                        gt.reduce_sum(gt.square(x), axis=axis, keepdims=keepdims),
+                        gt.reduce_sum(x ** 2.5, axis=axis, keepdims=keepdims)]
+        return [host(s) for s in sums]
+
+    got = patterns(gt.constant(x), gt.constant(y))
+    assert {_family(k) for k in gpu_stand_in} - {"finish"} == {
+        "sum_product", "sum_square", "sum_power"}
+    monkeypatch.setenv("GPUTAPE_FUSED", "0")
+    want = patterns(gt.constant(x), gt.constant(y))
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-13)
+
+
+def test_every_override_is_registered_for_cupy():
+    """What :func:`gputape.cuda.overrides.install` registers, by name (the tests above check
+    that the registered overrides are the ones that run)."""
+    from gputape.cuda import overrides
+    from gputape.ops import fused
+    from gputape.registry import REGISTRY
+
+    for name in ("sum_to", "reduce_sum", "mul_grad", "square_grad", "pow_grad_x", "pow_grad_p",
+                 "mul_grad_pair"):
+        assert REGISTRY[name].overrides["cupy"].__module__ == overrides.__name__, name
+    for name in ("multiply", "square", "pow"):
+        assert fused._PATTERN_FORWARDS[(name, "cupy")].__module__ == overrides.__name__
+        assert fused._UNIT_FORWARDS[(name, "cupy")] is overrides._UNIT_FORWARDS[name]
