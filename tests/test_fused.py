@@ -93,22 +93,65 @@ def test_square_gradients_fused_equal_generic(device, rng, monkeypatch, shape, d
         _assert_same(*_both(monkeypatch, _grads(fn), x), dtype)
 
 
+def _route_on() -> bool:
+    """Whether the fused route runs for the current default device's arrays (the GPU, and
+    NumPy in the cpu-fused variant)."""
+    name = "cupy" if gt.default_device().name.startswith("gpu") else "numpy"
+    return fused.registry.REGISTRY["multiply"].grad_overrides.get(name) is not None
+
+
+@pytest.fixture(name="pattern_forwards")
+def pattern_forwards_fixture(device) -> list:
+    """The name of each pattern forward run (reduce_sum of a pending result, read straight from
+    its inputs) for the duration of the test, on every namespace routed at its start."""
+    calls: list = []
+    real = dict(fused._PATTERN_FORWARDS)
+
+    def counting(name, forward):
+        def spy(*args, **kwargs):
+            calls.append(name)
+            return forward(*args, **kwargs)
+
+        return spy
+
+    spies = {key: counting(key[0], forward) for key, forward in real.items()}
+    fused._PATTERN_FORWARDS.update(spies)
+    yield calls
+    for key, spy in spies.items():
+        if fused._PATTERN_FORWARDS.get(key) is spy:  # not dropped by the route's end meanwhile
+            fused._PATTERN_FORWARDS[key] = real[key]
+
+
 AXES = [None, 0, 1, -1, (0, 2), (1, 2), (0, 1, 2)]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("axis", AXES, ids=str)
-def test_reduction_patterns_fused_equal_generic(device, rng, monkeypatch, axis, keepdims):
-    x = rng.standard_normal((6, 1, 300)).astype(np.float32) * np.ones((1, 5, 1), np.float32)
-    y = rng.standard_normal((5, 300)).astype(np.float32)
+def test_reduction_patterns_fused_equal_generic(device, rng, monkeypatch, pattern_forwards,
+                                                axis, keepdims, dtype):
+    """Recorded under two tapes, so each pending result is summed by its pattern forward (on
+    the GPU, the sum_product, sum_square and sum_power kernels) over any axes, full sums
+    included (one tape would take the one-pass route for those: test_fused_one_pass.py)."""
+    x = rng.standard_normal((6, 1, 300)).astype(dtype) * np.ones((1, 5, 1), dtype)
+    y = rng.standard_normal((5, 300)).astype(dtype)
 
     def patterns(x, y):
-        return [gt.reduce_sum(x * y, axis=axis, keepdims=keepdims),
-                gt.reduce_sum(gt.square(x), axis=axis, keepdims=keepdims),
-                gt.reduce_sum(gt.pow(gt.abs(x), 2.5), axis=axis, keepdims=keepdims),
-                gt.reduce_sum(x, axis=axis, keepdims=keepdims)]
+        with gt.GradientTape() as outer:
+            outer.watch([x, y])
+            with gt.GradientTape() as inner:
+                inner.watch([x, y])
+                sums = [gt.reduce_sum(x * y, axis=axis, keepdims=keepdims),
+                        gt.reduce_sum(gt.square(x), axis=axis, keepdims=keepdims),
+                        gt.reduce_sum(gt.pow(gt.abs(x), 2.5), axis=axis, keepdims=keepdims),
+                        gt.reduce_sum(x, axis=axis, keepdims=keepdims)]
+                total = sum(gt.reduce_sum(s) for s in sums)
+            grads = inner.gradient(total, [x, y])
+        return [*sums, *grads]
 
-    _assert_same(*_both(monkeypatch, patterns, x, y), np.float32)
+    fused_out, generic_out = _both(monkeypatch, patterns, x, y)
+    _assert_same(fused_out, generic_out, dtype)
+    assert sorted(pattern_forwards) == (["multiply", "pow", "square"] if _route_on() else [])
 
 
 VIEWS = {
@@ -119,14 +162,22 @@ VIEWS = {
 }
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [3.0, 2.0, 0.5, -1.0, 0.0])
 @pytest.mark.parametrize("view", list(VIEWS))
-def test_non_contiguous_inputs_fused_equal_generic(device, rng, monkeypatch, view):
+def test_non_contiguous_inputs_fused_equal_generic(device, rng, monkeypatch, view, p, dtype):
+    """Strided, transposed, reversed and broadcast reads of x and y by the multiply, square
+    and pow kernels (gradients with and without a reduction, and the pattern sums)."""
     def views(base, other):
         x, y = VIEWS[view](base), other[::-1]
-        return _grads(lambda x, y: gt.reduce_sum(x * y) + gt.reduce_sum(x ** 3.0 * y))(x, y)
+        return _grads(lambda x, y: gt.reduce_sum(x * y) + gt.reduce_sum(x ** p * y)
+                      + gt.reduce_sum(gt.square(x) * 0.5 + gt.pow(x, p) * 2.0 + x * y * 1.5)
+                      + gt.reduce_sum(gt.reduce_sum(gt.square(y), axis=0) * x[0]))(x, y)
 
-    both = _both(monkeypatch, views, rng.standard_normal((8, 10)), rng.standard_normal((8, 5)))
-    _assert_same(*both, np.float64)
+    base = rng.uniform(0.5, 2.0, (8, 10)) * rng.choice([-1.0, 1.0], (8, 10))  # x ** -1 bounded
+    other = rng.standard_normal((8, 5))
+    both = _both(monkeypatch, views, base.astype(dtype), other.astype(dtype))
+    _assert_same(*both, dtype)
 
 
 def test_large_full_reduction_splits_the_work(device, rng, monkeypatch):
