@@ -6,8 +6,11 @@ so every replica applies the same update and the model equals one trained on the
     mpiexec -n 2 python examples/data_parallel.py     # two processes
     python examples/data_parallel.py                  # one process, the full batch
 
-Each rank prints the loss of the full batch (the mean of the ranks' shard losses): the same on
-every rank, and the same as in a single process up to float rounding.
+On a machine with GPUs, start one process per GPU: each trains on the GPU of its rank on the
+host (``dist.local_rank()``), and the gradients are averaged with NCCL (when CuPy has it), each
+process on its own GPU; ``--device cpu`` keeps every process on the CPU. Each rank prints the loss of the
+full batch (the mean of the ranks' shard losses): the same on every rank, and the same as in a
+single process up to float rounding.
 """
 
 from __future__ import annotations
@@ -44,6 +47,23 @@ def loss_fn(model, x, y):
     return gt.reduce_mean((hidden @ w2 + b2 - y) ** 2)
 
 
+def rank_device(choice: str = "auto") -> str:
+    """Where this process trains: ``choice``, or with ``"auto"`` the GPU of this rank on its
+    host (one process per GPU), or the CPU when there is no GPU."""
+    if choice != "auto":
+        return choice
+    gpus = [d.name for d in gt.list_devices() if d.kind == "gpu"]
+    if not gpus:
+        return "cpu"
+    local = dist.local_rank()
+    if local >= len(gpus):
+        raise SystemExit(f"{local + 1} processes on this host but {len(gpus)} GPU(s): start one "
+                         f"process per GPU, or pass --device cpu")
+    # Every tensor of this process lives on its GPU, so the NCCL communicator is made there
+    # and each collective runs there.
+    return gpus[local]
+
+
 def train(steps: int, batch: int, seed: int = 0) -> list:
     rank, size = dist.rank(), dist.size()
     if batch % size:
@@ -70,10 +90,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--device", default="auto",
+                        help="auto (this rank's GPU, else the CPU), cpu or gpu:N")
     args = parser.parse_args()
-    losses = train(args.steps, args.batch)
-    lines = [f"rank {dist.rank()}/{dist.size()} step {step:3d} loss {losses[step]:.12f}\n"
-             for step in (0, len(losses) // 2, len(losses) - 1)]
+    device = rank_device(args.device)
+    with gt.device(device):
+        losses = train(args.steps, args.batch)
+    who = f"rank {dist.rank()}/{dist.size()}"
+    lines = [f"{who} trains on {device}\n"]
+    lines += [f"{who} step {step:3d} loss {losses[step]:.12f}\n"
+              for step in (0, len(losses) // 2, len(losses) - 1)]
     sys.stdout.write("".join(lines))  # one write: the ranks' lines do not interleave
     sys.stdout.flush()
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
+import fake_cupy
 import numpy as np
 
 import gputape as gt
 import gputape.distributed as dist
+from gputape.tensor import Tensor
 
 FEATURES, HIDDEN, BATCH = 6, 8, 16
 
@@ -111,6 +114,70 @@ def gpu(rank: int, size: int) -> dict:
             "mean": mean.numpy().tolist(), "grad": grad.numpy().tolist()}
 
 
+def bucket_mismatch(rank: int, size: int) -> dict:
+    """The same gradients, bucketed differently on each rank: a clear error, not wrong sums."""
+    w, b = gt.Variable([1.0, 2.0]), gt.Variable(1.0)
+    with dist.DistributedGradientTape(bucket_bytes=0 if rank == 0 else 1 << 20) as tape:
+        loss = gt.reduce_sum(w * w) + b * float(rank + 1)
+    try:
+        grads = tape.gradient(loss, [w, b])
+    except dist.DistributedError as exc:
+        return {"error": str(exc)}
+    return {"error": None, "grads": [g.numpy().tolist() for g in grads]}
+
+
+def barrier(rank: int, size: int) -> dict:
+    """Rank 1 comes late; rank 0's barrier must wait for it."""
+    if rank == 1:
+        time.sleep(1.0)
+    entered = time.time()
+    dist.barrier()
+    return {"entered": entered, "left": time.time()}
+
+
+def _fake_cupy():
+    """CuPy with two GPUs, stood in for by tests/fake_cupy.py (NumPy memory), GPU 0 current."""
+    cupy = fake_cupy.build(devices=2)
+    sys.modules.update(fake_cupy.modules(cupy))
+    return cupy
+
+
+def fake_staging(rank: int, size: int) -> dict:
+    """GPU tensors averaged through an MPI that is not CUDA-aware (staged through the host),
+    rank r's tensors on GPU r while GPU 0 is current."""
+    cupy = _fake_cupy()
+    arrays = [cupy.on(np.array([rank, rank + 1.0], np.float32), rank),
+              cupy.on(np.full((2, 2), 2.0 * rank), rank),  # float64: a bucket of its own
+              cupy.on(np.array(10.0 * rank, np.float32), rank)]  # packed with the first
+    tensors = [Tensor._wrap(arrays[0]), None, Tensor._wrap(arrays[1]), Tensor._wrap(arrays[2])]
+    mean = dist.allreduce(tensors, backend="mpi")
+    sent = dist.communicator("mpi").broadcast([cupy.on(np.full(3, rank + 5.0), rank)], root=1)
+    gets = sorted({(e["device"], e["current"]) for e in fake_cupy.events(cupy, "get")})
+    results = [t._data for t in mean if t is not None] + sent
+    return {"mean": [None if t is None else t._data.get().tolist() for t in mean],
+            "broadcast": sent[0].get().tolist(),
+            "devices": [a.device.id for a in results],
+            "dtypes": [str(a.dtype) for a in results],
+            "backend_by_default": dist._communicator_for(arrays, None, "allreduce").backend,
+            "current": cupy.current(),
+            "gets": gets}
+
+
+def backend_mismatch(rank: int, size: int) -> dict:
+    """Rank 0 averages host tensors (MPI), rank 1 GPU tensors (NCCL by default): both ranks
+    must raise at once, before rank 1 starts NCCL."""
+    cupy = _fake_cupy()
+    if rank == 0:
+        tensor = gt.constant([1.0, 2.0], device="cpu")
+    else:
+        tensor = Tensor._wrap(cupy.on(np.array([1.0, 2.0], np.float32), rank))
+    try:
+        dist.allreduce(tensor)
+    except dist.DistributedError as exc:
+        return {"error": str(exc), "nccl_calls": [e for e, _ in cupy.log if e != "get"]}
+    return {"error": None}
+
+
 def main() -> None:
     scenario, out = sys.argv[1], Path(sys.argv[2])
     rank, size = dist.rank(), dist.size()
@@ -119,7 +186,9 @@ def main() -> None:
     elif scenario == "broadcast":
         result = broadcast(rank, size, root=int(sys.argv[3]))
     else:
-        scenarios = {"nones": nones, "mismatch": mismatch, "missing": missing, "gpu": gpu}
+        scenarios = {"nones": nones, "mismatch": mismatch, "missing": missing, "gpu": gpu,
+                     "bucket_mismatch": bucket_mismatch, "barrier": barrier,
+                     "fake_staging": fake_staging, "backend_mismatch": backend_mismatch}
         result = scenarios[scenario](rank, size)
     result.update(rank=rank, size=size)
     (out / f"rank{rank}.json").write_text(json.dumps(result))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,37 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "distributed_worker.py"
 sys.path.insert(0, str(WORKER.parent))
 import distributed_worker as worker  # noqa: E402 - the same model the ranks train
+import mpi_helpers  # noqa: E402
 
-
-def _mpiexec() -> "str | None":
-    beside = Path(sys.executable).parent / "mpiexec"
-    return str(beside) if beside.exists() else shutil.which("mpiexec")
-
-
-def _has_mpi4py() -> bool:
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-MPIEXEC = _mpiexec()
-needs_mpi = pytest.mark.skipif(
-    MPIEXEC is None or not _has_mpi4py(),
-    reason="mpi4py or mpiexec is not installed (pip install 'gputape[dist]'; make test does)",
-)
+needs_mpi = pytest.mark.skipif(mpi_helpers.missing() is not None,
+                               reason=mpi_helpers.missing() or "")
 
 
 def _launch(script: "list[str]", timeout: float = 60, env: "dict | None" = None):
-    command = [MPIEXEC]
-    version = subprocess.run([MPIEXEC, "--version"], capture_output=True, text=True).stdout
-    if "HYDRA" in version:  # MPICH: local processes only, over the loopback interface
-        command += ["-launcher", "fork", "-iface", "lo"]
-    command += ["-n", "2", sys.executable, *script]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "GPUTAPE_DEVICE": "cpu", **(env or {})}
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                          env=full_env, cwd=ROOT)
+    return mpi_helpers.run_group(mpi_helpers.command(2, [sys.executable, *script]),
+                                 timeout=timeout, env=full_env, cwd=ROOT)
 
 
 def _run(tmp_path, *args, **kwargs) -> list:
@@ -123,21 +102,101 @@ def test_a_rank_that_never_calls_is_a_clear_error_not_a_hang(tmp_path):
 
 
 @needs_mpi
+def test_ranks_bucketing_differently_fail_on_every_rank(tmp_path):
+    ranks = _run(tmp_path, "bucket_mismatch", timeout=45, env={"GPUTAPE_DIST_TIMEOUT": "10"})
+    for r in ranks:
+        error = r["error"]
+        assert error is not None and "the ranks made different calls" in error, r
+        assert "rank 0: DistributedGradientTape.gradient of 2 array(s)" in error
+        assert "buckets [[0], [1]]" in error and "buckets [[0, 1]]" in error
+        assert "bucket_bytes" in error  # the hint
+
+
+@needs_mpi
+def test_barrier_waits_for_the_last_rank(tmp_path):
+    ranks = _run(tmp_path, "barrier")
+    early, late = ranks
+    assert early["left"] >= late["entered"]  # rank 0 left only after rank 1 arrived
+    assert early["left"] - early["entered"] > 0.5  # rank 1 slept 1 s before it came
+
+
+@needs_mpi
+def test_gpu_buffers_staged_through_an_mpi_that_is_not_cuda_aware(tmp_path):
+    # CuPy stood in for (tests/fake_cupy.py): rank r's tensors on GPU r, GPU 0 current.
+    ranks = _run(tmp_path, "fake_staging", env={"GPUTAPE_MPI_CUDA_AWARE": "0",
+                                                "GPUTAPE_DIST_TIMEOUT": "10"})
+    for r in ranks:
+        assert r["mean"] == [[0.5, 1.5], None, [[1.0, 1.0], [1.0, 1.0]], 5.0]
+        assert r["broadcast"] == [6.0, 6.0, 6.0]  # rank 1's values
+        assert r["devices"] == [r["rank"]] * 4  # back on the rank's GPU, not the current one
+        assert r["dtypes"] == ["float32", "float64", "float32", "float64"]
+        # staged with the array's GPU current, and that current device given back after
+        assert r["gets"] == [[r["rank"], r["rank"]]] and r["current"] == 0
+        assert r["backend_by_default"] == "nccl"  # GPU tensors, and (fake) CuPy has NCCL
+
+
+@needs_mpi
+def test_ranks_on_different_backends_fail_fast_not_hang(tmp_path):
+    # Rank 0 averages host tensors (MPI), rank 1 GPU tensors (NCCL): the agreement, over MPI,
+    # sees the backends differ before rank 1 starts NCCL.
+    start = time.monotonic()
+    ranks = _run(tmp_path, "backend_mismatch", timeout=45, env={"GPUTAPE_DIST_TIMEOUT": "20"})
+    assert time.monotonic() - start < 15
+    for r in ranks:
+        error = r["error"]
+        assert error is not None and "the ranks made different calls" in error, r
+        assert "rank 0: allreduce of 1 array(s): [float32(2,)] over mpi" in error
+        assert "rank 1: allreduce of 1 array(s): [float32(2,)] over nccl" in error
+    assert ranks[1]["nccl_calls"] == []  # NCCL never started
+
+
+def test_a_timed_out_group_is_killed_whole(tmp_path):
+    # The child starts a grandchild (as mpiexec starts ranks) and both outlive the timeout.
+    pid_file = tmp_path / "grandchild"
+    code = ("import subprocess, sys, time; "
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], "
+            "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+            f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    start = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        mpi_helpers.run_group([sys.executable, "-c", code], timeout=3)
+    assert time.monotonic() - start < 30
+    grandchild = int(pid_file.read_text())
+    try:
+        deadline = time.monotonic() + 10
+        while _alive(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(grandchild), "the grandchild outlived the timeout"
+    finally:
+        if _alive(grandchild):
+            os.kill(grandchild, 9)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\tZ" not in status.split("State:")[1].splitlines()[0]  # a zombie is dead
+
+
+def _example_losses(text: str) -> dict:
+    found: dict = {}
+    for who, step, loss in re.findall(r"rank (\d+/\d+) step +(\d+) loss ([\d.]+)", text):
+        found.setdefault(who, {})[int(step)] = float(loss)
+    return found
+
+
+@needs_mpi
 def test_example_matches_single_process_training():
-    script = [str(ROOT / "examples" / "data_parallel.py"), "--steps", "12"]
+    script = [str(ROOT / "examples" / "data_parallel.py"), "--steps", "12", "--device", "cpu"]
     two = _launch(script)
     assert two.returncode == 0, two.stderr[-3000:]
     one = subprocess.run([sys.executable, *script], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
     assert one.returncode == 0, one.stderr[-3000:]
-
-    def losses(text: str) -> dict:
-        found: dict = {}
-        for who, step, loss in re.findall(r"rank (\d+/\d+) step +(\d+) loss ([\d.]+)", text):
-            found.setdefault(who, {})[int(step)] = float(loss)
-        return found
-
-    per_rank, single = losses(two.stdout), losses(one.stdout)["0/1"]
+    assert "rank 0/2 trains on cpu" in two.stdout and "rank 1/2 trains on cpu" in two.stdout
+    per_rank, single = _example_losses(two.stdout), _example_losses(one.stdout)["0/1"]
     assert set(per_rank) == {"0/2", "1/2"}
     assert per_rank["0/2"] == per_rank["1/2"]  # identical across ranks, to the last digit
     for step, loss in single.items():
@@ -174,6 +233,19 @@ def test_nccl_on_two_gpus(tmp_path):
     for r in ranks:
         assert r["backend"] == "nccl" and r["device"] == f"gpu:{r['rank']}"
         assert r["mean"] == [0.5, 1.5] and r["grad"] == [3.0, 6.0]
+
+
+@pytest.mark.gpu
+@needs_mpi
+def test_example_puts_each_rank_on_its_own_gpu():
+    if _gpu_count() < 2:
+        pytest.skip("the example's one-process-per-GPU run needs 2 GPUs")
+    two = _launch([str(ROOT / "examples" / "data_parallel.py"), "--steps", "6"],
+                  env={"GPUTAPE_DEVICE": ""})
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "rank 0/2 trains on gpu:0" in two.stdout and "rank 1/2 trains on gpu:1" in two.stdout
+    per_rank = _example_losses(two.stdout)
+    assert per_rank["0/2"] == per_rank["1/2"]
 
 
 # -- one process ----------------------------------------------------------------------------
@@ -255,6 +327,14 @@ def test_disagreement_names_every_ranks_call():
     (lambda: dist.broadcast_variables([gt.constant(1.0)]), ["broadcast_variables", "Tensor"]),
     (lambda: dist.communicator().broadcast([np.ones(2)], root=3), ["root=3", "hint"]),
     (lambda: dist.DistributedGradientTape("tape"), ["GradientTape", "str", "hint"]),
+    (lambda: dist.allreduce(gt.constant([1.0]), backend="gloo"),
+     ["allreduce", "unknown backend 'gloo'", "hint"]),
+    (lambda: dist.allreduce(gt.constant([1.0], device="cpu"), backend="nccl"),
+     ["allreduce", "element 0 is on the CPU", "backend='mpi'"]),
+    (lambda: dist.broadcast_variables([gt.Variable([1.0], device="cpu")], backend="nccl"),
+     ["broadcast_variables", "on the CPU", "hint"]),
+    (lambda: dist.DistributedGradientTape(backend="horovod"),
+     ["DistributedGradientTape", "unknown backend 'horovod'", "'mpi', 'nccl' or 'single'"]),
 ])
 def test_misuse_is_a_clear_error(call, words):
     with pytest.raises(dist.DistributedError) as info:

@@ -7,9 +7,11 @@ device (a buffer has one of each), in order, into buffers of about ``bucket_byte
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
-__all__ = ["plan", "pack", "unpack"]
+__all__ = ["on_device", "plan", "pack", "unpack"]
 
 
 def plan(arrays: list, bucket_bytes: int) -> "list[list[int]]":
@@ -48,6 +50,19 @@ def unpack(flat, like: list) -> list:
         out.append(flat[start:end].reshape(array.shape))
         start = end
     return out
+
+
+def on_device(array):
+    """A context in which ``array``'s GPU is CuPy's current device (nothing for host arrays).
+
+    CuPy allocates, launches and picks its stream on the current device, not on the device of
+    the arrays it is given: work on a buffer of GPU N runs with GPU N current.
+    """
+    if isinstance(array, np.ndarray):
+        return contextlib.nullcontext()
+    import cupy
+
+    return cupy.cuda.Device(array.device.id)
 
 
 def _device_key(array):

@@ -1,9 +1,9 @@
 """The communicator: who the other processes are, and the few collectives training needs.
 
-Every collective first exchanges a short signature (which call, which shapes and dtypes), so
-that ranks making different calls get a clear :class:`DistributedError` instead of a hang or,
-worse, a sum of unrelated arrays. Waiting is bounded: ``GPUTAPE_DIST_TIMEOUT`` seconds
-(default 60) without an answer raises too.
+Every collective first exchanges a short signature (which call, which shapes and dtypes, which
+backend, how the arrays are grouped into buffers), so that ranks making different calls get a
+clear :class:`DistributedError` instead of a hang or, worse, a sum of unrelated arrays. Waiting
+is bounded: ``GPUTAPE_DIST_TIMEOUT`` seconds (default 60) without an answer raises too.
 """
 
 from __future__ import annotations
@@ -34,10 +34,15 @@ def timeout_seconds() -> float:
         ) from None
 
 
-def signature(what: str, arrays: list) -> "tuple[bytes, str]":
-    """A fixed-size digest of a collective call, and its readable form for error messages."""
+def signature(what: str, arrays: list, detail: str = "") -> "tuple[bytes, str]":
+    """A fixed-size digest of a collective call, and its readable form for error messages.
+
+    ``detail`` adds what else the ranks must agree on (the backend, the bucket plan).
+    """
     parts = [f"{a.dtype}{tuple(a.shape)}" if a is not None else "None" for a in arrays]
     text = f"{what} of {len(arrays)} array(s): [{', '.join(parts)}]"
+    if detail:
+        text += f" {detail}"
     return hashlib.blake2b(text.encode(), digest_size=_SIGNATURE_BYTES).digest(), text
 
 
@@ -66,11 +71,13 @@ class Communicator:
         """Wait until every rank has called ``barrier``."""
         self.agree("barrier", [])
 
-    def agree(self, what: str, arrays: list) -> None:
-        """Raise :class:`DistributedError` on every rank unless all ranks make this call."""
+    def agree(self, what: str, arrays: list, detail: str = "") -> None:
+        """Raise :class:`DistributedError` on every rank unless all ranks make this call, over
+        this backend (and with the same ``detail``, such as the bucket plan)."""
         if self.size == 1:
             return
-        digest, text = signature(what, arrays)
+        detail = f"over {self.backend}" + (f", {detail}" if detail else "")
+        digest, text = signature(what, arrays, detail)
         digests = self._allgather_bytes(digest, what)
         if all(d == digest for d in digests):
             return
@@ -79,8 +86,8 @@ class Communicator:
         raise DistributedError(
             f"{what}: the ranks made different calls (rank {self.rank} of {self.size} sees "
             f"this):\n{lines}\nhint: every rank must compute the same gradients in the same "
-            f"order; for sources unconnected on some ranks only, pass "
-            f"unconnected_gradients='zero' so no rank has None"
+            f"order, with the same bucket_bytes and backend; for sources unconnected on some "
+            f"ranks only, pass unconnected_gradients='zero' so no rank has None"
         )
 
     # -- backend primitives -------------------------------------------------------------

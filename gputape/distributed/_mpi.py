@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from ._buckets import on_device
 from ._comm import Communicator, DistributedError, wait
 
 __all__ = ["MPICommunicator", "import_mpi"]
@@ -59,8 +60,7 @@ class MPICommunicator(Communicator):
             wait(self._comm.Iallreduce(send, out, op=self._MPI.SUM),
                  "allreduce", self.rank, self.size)
             return out
-        host = array.get()
-        return _to_device(self._allreduce_sum(host), array)
+        return _to_device(self._allreduce_sum(_to_host(array)), array)
 
     def _broadcast(self, array, root: int):
         if isinstance(array, np.ndarray) or self.cuda_aware:
@@ -68,8 +68,7 @@ class MPICommunicator(Communicator):
             self._sync(out)
             wait(self._comm.Ibcast(out, root=root), "broadcast", self.rank, self.size)
             return out
-        host = array.get()
-        return _to_device(self._broadcast(host, root), array)
+        return _to_device(self._broadcast(_to_host(array), root), array)
 
     def _allgather_bytes(self, data: bytes, what: str) -> list:
         send = np.frombuffer(data, dtype=np.uint8)
@@ -89,11 +88,13 @@ class MPICommunicator(Communicator):
 
     @staticmethod
     def _sync(array) -> None:
-        # A GPU buffer handed to MPI must be complete: MPI does not know CuPy's stream.
+        # A GPU buffer handed to MPI must be complete: MPI does not know CuPy's stream. The
+        # stream to wait for is the current one of the array's GPU, not of the current GPU.
         if not isinstance(array, np.ndarray):
             import cupy
 
-            cupy.cuda.get_current_stream().synchronize()
+            with on_device(array):
+                cupy.cuda.get_current_stream().synchronize()
 
 
 def _contiguous(array):
@@ -105,20 +106,27 @@ def _contiguous(array):
 def _empty_like(array):
     if isinstance(array, np.ndarray):
         return np.empty(array.shape, array.dtype)
-    with array.device:
-        return type(array)(array.shape, array.dtype)
+    import cupy
+
+    with on_device(array):
+        return cupy.empty(array.shape, array.dtype)
 
 
 def _copy(array):
     """A C-contiguous copy of the same shape (0-d stays 0-d), on the array's own device."""
     if isinstance(array, np.ndarray):
         return np.array(array, order="C", copy=True)
-    with array.device:
+    with on_device(array):
         return array.copy(order="C")
+
+
+def _to_host(array) -> np.ndarray:
+    with on_device(array):
+        return array.get()
 
 
 def _to_device(host: np.ndarray, like):
     import cupy
 
-    with like.device:
+    with on_device(like):
         return cupy.asarray(host)
