@@ -639,6 +639,23 @@ def find_mpiexec() -> "str | None":
     return shutil.which("mpiexec")
 
 
+def local_launch_args(mpiexec: str) -> "list[str]":
+    """The arguments that keep ``mpiexec`` to processes on this machine over the loopback
+    interface: MPICH's Hydra otherwise may reach for ssh and the first network interface.
+
+    Examples
+    --------
+    >>> local_launch_args("/no/such/mpiexec")  # not MPICH's Hydra: nothing to add
+    []
+    """
+    try:
+        version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True,
+                                 timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return ["-launcher", "fork", "-iface", "lo"] if "HYDRA" in version else []
+
+
 def missing() -> "str | None":
     """Why the distributed benchmark cannot run here, or None."""
     if importlib.util.find_spec("mpi4py") is None:
@@ -661,8 +678,9 @@ def spawn(ranks: int = 2, repeat: "int | None" = None, quick: bool = False,
         root, env = child_env()
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "distributed.json")
-            command = [find_mpiexec(), "-n", str(ranks), sys.executable, "-m",
-                       "bench.distributed", "--json", path, *extra_args]
+            mpiexec = find_mpiexec()
+            command = [mpiexec, *local_launch_args(mpiexec), "-n", str(ranks), sys.executable,
+                       "-m", "bench.distributed", "--json", path, *extra_args]
             if repeat is not None:
                 command += ["--repeat", str(repeat)]
             if quick:

@@ -4,40 +4,31 @@ numbers come from ``python -m bench --workloads none --distributed 2``."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 
+import mpi_helpers
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 60  # the quick run takes a second or two; a hang must not stall the suite
 
 
-def _mpiexec():
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    if os.path.isfile(beside) and os.access(beside, os.X_OK):
-        return beside
-    return shutil.which("mpiexec")
-
-
 def _needs_mpi():
-    if importlib.util.find_spec("mpi4py") is None:
-        pytest.skip("mpi4py is not installed (the optional 'dist' extra: mpi4py and mpich)")
-    if _mpiexec() is None:
-        pytest.skip(f"no mpiexec next to {sys.executable} or on PATH (pip install mpich)")
+    reason = mpi_helpers.missing()
+    if reason is not None:
+        pytest.skip(reason)
 
 
 def _run_quick(tmp_path):
     out = tmp_path / "distributed.json"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    done = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "bench.distributed",
-                           "--quick", "--json", str(out)], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=TIMEOUT_S, start_new_session=True)
+    command = mpi_helpers.command(2, [sys.executable, "-m", "bench.distributed", "--quick",
+                                      "--json", str(out)])
+    done = mpi_helpers.run_group(command, timeout=TIMEOUT_S, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return json.loads(out.read_text()), done.stdout
 
@@ -107,3 +98,21 @@ def _help(parse_args, capsys) -> str:
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     return capsys.readouterr().out
+
+
+def test_ranks_start_on_this_machine_over_the_loopback_interface(monkeypatch, capsys):
+    import bench.distributed as bd
+
+    _needs_mpi()
+    version = subprocess.run([mpi_helpers.find_mpiexec(), "--version"], capture_output=True,
+                             text=True, timeout=30).stdout
+    if "HYDRA" not in version:
+        pytest.skip("mpiexec is not MPICH's Hydra, whose -launcher/-iface options these are")
+    started = []
+    monkeypatch.setattr(bd, "_run_group", lambda command, *args: started.append(command) or "x")
+    assert "skipped" in bd.spawn(2, quick=True)
+    for command in (started[0], mpi_helpers.command(2, [sys.executable, "-V"])):
+        assert command[command.index("-launcher") + 1] == "fork", command
+        assert command[command.index("-iface") + 1] == "lo", command
+        assert command.index("-iface") < command.index("-n")
+    capsys.readouterr()
