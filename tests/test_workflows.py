@@ -277,6 +277,21 @@ def test_ci_tests_every_supported_python():
     assert pytest_jobs[0]["strategy"].get("fail-fast") is False
 
 
+def test_ci_tests_install_the_dist_extra():
+    # Without mpi4py and an mpiexec every two-rank test of gputape.distributed skips.
+    workflow = _load(WORKFLOW_DIR / "ci.yml")
+    suites = 0
+    for name, job in workflow["jobs"].items():
+        runs = [step.get("run", "") for step in job.get("steps", [])]
+        if not any("pytest -q" in run and "tests/" not in run for run in runs):
+            continue  # not a job that runs the whole suite
+        suites += 1
+        installs = [re.search(r"pip install (?:-e )?['\"]?\.\[([\w,-]+)\]", run) for run in runs]
+        extras = [set(match[1].split(",")) for match in installs if match]
+        assert any({"test", "dist"} <= found for found in extras), f"ci.yml: {name!r}: {extras}"
+    assert suites, "ci.yml has no job that runs the whole test suite"
+
+
 def test_ci_triggers_and_cancels_superseded_runs():
     workflow = _load(WORKFLOW_DIR / "ci.yml")
     assert {"push", "pull_request"} <= set(_triggers(workflow))
