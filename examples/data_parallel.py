@@ -8,9 +8,9 @@ so every replica applies the same update and the model equals one trained on the
 
 On a machine with GPUs, start one process per GPU: each trains on the GPU of its rank on the
 host (``dist.local_rank()``), and the gradients are averaged with NCCL (when CuPy has it), each
-process on its own GPU; ``--device cpu`` keeps every process on the CPU. Each rank prints the loss of the
-full batch (the mean of the ranks' shard losses): the same on every rank, and the same as in a
-single process up to float rounding.
+process on its own GPU; ``--device cpu`` keeps every process on the CPU. Each rank prints the
+loss of the full batch (the mean of the ranks' shard losses): the same on every rank, and the
+same as in a single process up to float rounding.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def missing() -> "str | None":
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _is_hydra(mpiexec: str) -> bool:
     done = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=30)
     return "HYDRA" in done.stdout
