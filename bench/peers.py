@@ -1,8 +1,9 @@
 """The same workloads written in other frameworks, for side-by-side timings (``--peers``).
 
-Each peer is optional: one that is not installed is skipped. Peers run on the CPU (PyTorch also
-on CUDA when it sees a GPU), each in its own process. Inputs match the gputape workloads:
-float32, random, the same shapes.
+Each peer is optional: one that is not installed is skipped, with a note. Peers run on the CPU
+(PyTorch also on CUDA when it sees a GPU), each in its own process. Inputs match the gputape
+workloads: float32, random, the same shapes. The peers: PyTorch, JAX, TensorFlow and HIPS
+autograd (``autograd``, NumPy traced by a tape, the closest in design to gputape on the host).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import numpy as np
 
 def _inputs(size, rng, n=2):
     return [rng.uniform(0.5, 1.5, size).astype(np.float32) for _ in range(n)]
+
+
+def _jacobian_matrix(rng):
+    """jacobian_256's matrix: ``w @ x`` near 1, where tanh is not flat (as in the workload)."""
+    return rng.uniform(0.5 / 256, 1.5 / 256, (256, 256)).astype(np.float32)
 
 
 def _mlp_data(rng):
@@ -98,7 +104,7 @@ def _torch_builders(device: str):
 
     def jacobian_256(size, rng):
         x = t(_inputs(256, rng, 1)[0])
-        w = t(rng.uniform(0.5, 1.5, (256, 256)).astype(np.float32))
+        w = t(_jacobian_matrix(rng))
         return lambda: torch.autograd.functional.jacobian(lambda v: torch.tanh(w @ v) * v, x,
                                                           vectorize=True)
 
@@ -155,7 +161,7 @@ def _jax_builders(device: str):
 
     def jacobian_256(size, rng):
         x = jnp.asarray(_inputs(256, rng, 1)[0])
-        w = jnp.asarray(rng.uniform(0.5, 1.5, (256, 256)).astype(np.float32))
+        w = jnp.asarray(_jacobian_matrix(rng))
         j = jax.jacrev(lambda v: jnp.tanh(w @ v) * v)
         return block(lambda: j(x))
 
@@ -263,7 +269,7 @@ def _tf_builders(device: str):
 
     def jacobian_256(size, rng):
         x = tf.constant(_inputs(256, rng, 1)[0])
-        w = tf.constant(rng.uniform(0.5, 1.5, (256, 256)).astype(np.float32))
+        w = tf.constant(_jacobian_matrix(rng))
 
         def run():
             with tf.GradientTape() as tape:
@@ -282,6 +288,84 @@ def _tf_builders(device: str):
     }, (lambda: None)
 
 
+# -- HIPS autograd ------------------------------------------------------------------------
+
+
+def _autograd_builders(device: str):
+    import autograd
+    import autograd.numpy as anp
+
+    def tiny_chain(size, rng):
+        x = _inputs(16, rng, 1)[0]
+
+        def f(v):
+            y = v
+            for _ in range(50):
+                y = anp.sin(y) * v + v
+            return anp.sum(y)
+
+        g = autograd.grad(f)
+        return lambda: g(x)
+
+    def two_input(expression):
+        def build(size, rng):
+            x, y = _inputs(size, rng)
+            g = autograd.grad(lambda pair: expression(*pair))
+            return lambda: g((x, y))
+
+        return build
+
+    def sum_pow(size, rng):
+        x = _inputs(size, rng, 1)[0]
+        g = autograd.grad(lambda v: anp.sum(v**3))
+        return lambda: g(x)
+
+    def mlp_step(size, rng):
+        images, labels, params = _mlp_data(rng)
+
+        def loss(ps):
+            w1, b1, w2, b2 = ps
+            logits = anp.maximum(anp.dot(images, w1) + b1, 0.0) @ w2 + b2
+            shifted = logits - anp.max(logits, axis=-1, keepdims=True)
+            log_p = shifted - anp.log(anp.sum(anp.exp(shifted), axis=-1, keepdims=True))
+            return -anp.mean(anp.sum(labels * log_p, axis=-1))
+
+        value_and_grad = autograd.value_and_grad(loss)
+
+        def run():
+            value, grads = value_and_grad(params)
+            params[:] = [p - np.float32(0.01) * g for p, g in zip(params, grads)]
+            return value
+
+        return run
+
+    def third_derivative(size, rng):
+        x = np.linspace(-2 * np.pi, 2 * np.pi, 1000, dtype=np.float32)
+        d1 = autograd.elementwise_grad(lambda v: anp.sin(v) ** 2)
+        d3 = autograd.elementwise_grad(autograd.elementwise_grad(d1))
+        return lambda: d3(x)
+
+    def hessian_64(size, rng):
+        x = _inputs(64, rng, 1)[0]
+        a = rng.uniform(0.5, 1.5, (64, 64)).astype(np.float32)
+        h = autograd.hessian(lambda v: anp.sum(anp.sin(anp.dot(a, v)) * v))
+        return lambda: h(x)
+
+    def jacobian_256(size, rng):
+        x = _inputs(256, rng, 1)[0]
+        w = _jacobian_matrix(rng)
+        j = autograd.jacobian(lambda v: anp.tanh(anp.dot(w, v)) * v)
+        return lambda: j(x)
+
+    return {
+        "tiny_chain": tiny_chain,
+        "elementwise_grad": two_input(lambda x, y: anp.sum(x * y + x**3 * anp.sin(y))),
+        "sum_xy": two_input(lambda x, y: anp.sum(x * y)),
+        "sum_pow": sum_pow, "mlp_step": mlp_step, "third_derivative": third_derivative,
+        "hessian_64": hessian_64, "jacobian_256": jacobian_256,
+    }, (lambda: None)
+
+
 def _torch_sees_cuda() -> bool:
     import torch
 
@@ -289,16 +373,28 @@ def _torch_sees_cuda() -> bool:
 
 
 PEERS = {"torch": ("torch", _torch_builders), "jax": ("jax", _jax_builders),
-         "tensorflow": ("tensorflow", _tf_builders)}
+         "tensorflow": ("tensorflow", _tf_builders), "autograd": ("autograd", _autograd_builders)}
 
 
-def installed(names: str = "all") -> "list[str]":
-    """The peers (all, or those in the comma-separated ``names``) importable here."""
+def requested(names: str = "all") -> "list[str]":
+    """The peer names ``names`` asks for ('all' or comma-separated); unknown names are refused.
+
+    Example: ``requested("jax,torch") == ["jax", "torch"]``.
+    """
     wanted = list(PEERS) if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
     unknown = sorted(set(wanted) - set(PEERS))
     if unknown:
         raise SystemExit(f"bench: unknown peer(s) {unknown}; known: {sorted(PEERS)}")
-    return [name for name in wanted if importlib.util.find_spec(PEERS[name][0]) is not None]
+    return wanted
+
+
+def installed(names: str = "all") -> "list[str]":
+    """The peers (all, or those in the comma-separated ``names``) importable here.
+
+    Example: ``set(installed()) <= set(PEERS)``.
+    """
+    return [name for name in requested(names)
+            if importlib.util.find_spec(PEERS[name][0]) is not None]
 
 
 def time_peer(name: str, plan: "list[tuple]", repeat: int, timeout_s: float = 1800) -> list:
@@ -342,7 +438,7 @@ def _child(name: str, request: dict) -> list:
                          sync=sync)
         rows.append({"workload": workload, "size": size, "device": device,
                      "median_s": timing.median_s, "spread_s": timing.spread_s,
-                     "repeats": timing.repeats})
+                     "repeats": timing.repeats, "loops": timing.loops})
     return rows
 
 

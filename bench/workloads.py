@@ -1,5 +1,7 @@
 """The workload suite. Each workload builds its inputs once per (size, device) and returns a
-closure that runs forward + gradient; inputs are random, never all zeros."""
+closure that runs forward + gradient; inputs are random, never all zeros. The closure's
+``inputs`` attribute holds host copies of them, taken before any call (the tests check the
+results against NumPy from these)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,11 @@ def _random(rng, shape, device, dtype=np.float32, low=0.5, high=1.5):
     return gt.constant(rng.uniform(low, high, shape).astype(dtype), device=device)
 
 
+def _keeping(run, **inputs):
+    run.inputs = {name: np.array(value) for name, value in inputs.items()}
+    return run
+
+
 def _tiny_chain(size, device, rng):
     x = _random(rng, (16,), device)
 
@@ -43,7 +50,7 @@ def _tiny_chain(size, device, rng):
             loss = gt.reduce_sum(y)
         return tape.gradient(loss, x)
 
-    return run
+    return _keeping(run, x=x)
 
 
 def _two_input_gradient(expression):
@@ -56,7 +63,7 @@ def _two_input_gradient(expression):
                 loss = expression(x, y)
             return tape.gradient(loss, [x, y])
 
-        return run
+        return _keeping(run, x=x, y=y)
 
     return build
 
@@ -70,7 +77,7 @@ def _sum_pow(size, device, rng):
             loss = gt.reduce_sum(x**3)
         return tape.gradient(loss, x)
 
-    return run
+    return _keeping(run, x=x)
 
 
 def _mlp_step(size, device, rng):
@@ -92,7 +99,7 @@ def _mlp_step(size, device, rng):
         opt.apply_gradients(zip(tape.gradient(loss, params), params))
         return loss
 
-    return run
+    return _keeping(run, images=images, labels=labels, w1=w1, b1=b1, w2=w2, b2=b2)
 
 
 def _third_derivative(size, device, rng):
@@ -102,19 +109,19 @@ def _third_derivative(size, device, rng):
         return gt.square(gt.sin(v))
 
     d3 = gt.grad(gt.grad(gt.grad(f)))
-    return lambda: d3(x)
+    return _keeping(lambda: d3(x), x=x)
 
 
 def _hessian(size, device, rng):
     x = _random(rng, (64,), device)
     a = _random(rng, (64, 64), device)
     h = gt.hessian(lambda v: gt.reduce_sum(gt.sin(a @ v) * v))
-    return lambda: h(x)
+    return _keeping(lambda: h(x), x=x, a=a)
 
 
 def _jacobian(size, device, rng):
     x = _random(rng, (256,), device)
-    w = _random(rng, (256, 256), device)
+    w = _random(rng, (256, 256), device, low=0.5 / 256, high=1.5 / 256)  # tanh(w @ x) not flat
 
     def run():
         with gt.GradientTape() as tape:
@@ -122,7 +129,7 @@ def _jacobian(size, device, rng):
             y = gt.tanh(w @ x) * x
         return tape.jacobian(y, x)
 
-    return run
+    return _keeping(run, x=x, w=w)
 
 
 WORKLOADS = [
