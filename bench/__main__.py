@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -20,28 +21,38 @@ import numpy as np
 import gputape as gt
 
 from .memory import peak_bytes
-from .peers import PEERS, installed, time_peer
+from .peers import PEERS, installed, requested, time_peer
 from .report import compare, format_table, plot
-from .timing import measure
+from .timing import copy_ceiling, cpu_ceiling_bytes, measure
 from .workloads import SIZES, WORKLOADS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The runner's options, checked: a bad value ends in argparse's usage error (exit 2) that
+    names the option, the value and what would do. ``--compare``'s file is read here and the
+    folders of ``--json`` and ``--plot`` are made, so that nothing fails after a long run.
+
+    Example: ``parse_args(["--sizes", "small"]).repeat == 7``.
+    """
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default="all",
                         help="comma-separated device names (cpu, gpu:0, ...) or 'all'")
     parser.add_argument("--sizes", type=_sizes, default="medium",
                         help="element counts for the sized workloads: "
                              + ", ".join(sorted(SIZES)) + ", or numbers such as 2e6,1e7")
-    parser.add_argument("--repeat", type=int, default=7, help="timed samples per measurement")
+    parser.add_argument("--repeat", type=_repeat, default=7,
+                        help="timed samples per measurement (at least 1; default 7)")
     parser.add_argument("--workloads", default="all",
-                        help="comma-separated workload names or 'all': "
+                        help="comma-separated workload names, 'all' or 'none': "
                              + ", ".join(w.name for w in WORKLOADS))
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--plot", metavar="PATH", help="also draw time vs size (PNG, log-log)")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="also draw time and GB/s against size (PNG, log-log; needs "
+                             "matplotlib)")
     parser.add_argument("--peers", nargs="?", const="all", default=None, metavar="NAMES",
-                        help="also run the workloads in PyTorch, JAX and TensorFlow when "
-                             "installed (or only the comma-separated NAMES: torch,jax,tensorflow)")
+                        help="also run the workloads in PyTorch, JAX, TensorFlow and HIPS "
+                             "autograd when installed (or only the comma-separated NAMES: "
+                             + ",".join(PEERS) + ")")
     parser.add_argument("--memory", action="store_true",
                         help="also measure the peak memory of one call on the CPU (Linux; one "
                              "fresh process per workload and framework)")
@@ -55,6 +66,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.distributed < 0:
         parser.error(f"--distributed {args.distributed}: give a number of ranks (0: off)")
+    args.workloads = _workload_names(args.workloads, parser)
+    args.devices = _device_names(args.devices, parser)
+    if args.peers:
+        try:
+            requested(args.peers)
+        except SystemExit as exc:
+            parser.error(f"--peers {args.peers}: {str(exc).removeprefix('bench: ')}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error(f"--plot {args.plot}: needs matplotlib; hint: pip install 'gputape[bench]'")
+    args.baseline = _baseline(args.compare, parser) if args.compare else None
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        try:
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"{option} {path}: cannot make its folder {folder} ({exc.strerror})")
     return args
 
 
@@ -72,40 +100,117 @@ def _sizes(spec: str) -> "list[int]":
     return sizes
 
 
-def _devices(spec: str) -> "list[str]":
-    available = [d.name for d in gt.list_devices()]
+def _repeat(spec: str) -> int:
+    try:
+        value = int(spec)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{spec!r}: give a whole number of samples, at least 1")
+    return value
+
+
+def _workload_names(spec: str, parser) -> "list[str]":
     if spec == "all":
+        return [w.name for w in WORKLOADS]
+    if spec == "none":
+        return []
+    names = [part.strip() for part in spec.split(",") if part.strip()]
+    known = [w.name for w in WORKLOADS]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        parser.error(f"--workloads {spec}: no workload named {', '.join(unknown) or spec!r}; "
+                     f"choose from {', '.join(known)} (or 'all', 'none')")
+    return names
+
+
+def _device_names(spec: str, parser) -> "list[str]":
+    if spec == "all":
+        return ["all"]
+    names = []
+    for part in (s.strip() for s in spec.split(",") if s.strip()):
+        try:
+            names.append(gt.Device(part).name)
+        except gt.DeviceError:
+            parser.error(f"--devices {spec}: no device kind {part!r}; give cpu, gpu, gpu:N or "
+                         f"all (this machine: {', '.join(d.name for d in gt.list_devices())})")
+    if not names:
+        parser.error(f"--devices {spec!r}: give cpu, gpu, gpu:N or all")
+    return names
+
+
+def _baseline(path: str, parser) -> dict:
+    try:
+        with open(path) as fh:
+            baseline = json.load(fh)
+    except OSError as exc:
+        parser.error(f"--compare {path}: cannot read it ({exc.strerror}); give a file that an "
+                     f"earlier run wrote with --json")
+    except ValueError as exc:
+        parser.error(f"--compare {path}: not JSON ({exc}); give a file that an earlier run "
+                     f"wrote with --json")
+    if not isinstance(baseline, dict) or not isinstance(baseline.get("results"), list):
+        parser.error(f"--compare {path}: no 'results' list in it; give a file that an earlier "
+                     f"run wrote with --json")
+    return baseline
+
+
+def _note(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr)
+
+
+def _devices(names: "list[str]") -> "list[str]":
+    """The devices to run on: those of ``names`` that exist here (a note for each that does
+    not); every one for ``["all"]``."""
+    available = [d.name for d in gt.list_devices()]
+    if names == ["all"]:
         return available
     chosen = []
-    for name in (s.strip() for s in spec.split(",") if s.strip()):
-        if gt.Device(name) in [gt.Device(a) for a in available]:
-            chosen.append(gt.Device(name).name)
-        elif name.startswith("gpu"):
-            print(f"bench: {name}: no GPU found, skipped")
+    for name in names:
+        if name in available:
+            if name not in chosen:
+                chosen.append(name)
+        elif name.startswith("gpu") and not any(a.startswith("gpu") for a in available):
+            _note(f"{name}: no GPU found (CuPy is not installed or sees no CUDA device); "
+                  f"skipped, available: {', '.join(available)}")
         else:
-            raise SystemExit(f"bench: unknown device {name!r}; available: {available}")
+            _note(f"{name}: no such device here; skipped, available: {', '.join(available)}")
     return chosen
 
 
 def run(args) -> dict:
+    """Measure what ``args`` asks for; the report that ``--json`` writes.
+
+    Example: ``run(parse_args(["--workloads", "none"]))["results"] == []``.
+    """
+    chosen = [w for w in WORKLOADS if w.name in args.workloads]
     devices = _devices(args.devices)
-    has_gpu = any(d.startswith("gpu") for d in devices)
-    chosen = [w for w in WORKLOADS
-              if args.workloads == "all" or w.name in args.workloads.split(",")]
+    if chosen and not devices:
+        raise SystemExit(f"bench: none of the requested devices ({', '.join(args.devices)}) is "
+                         f"available here, nothing to run; available: "
+                         f"{', '.join(d.name for d in gt.list_devices())}")
     rng = np.random.default_rng(0)
     plan = [(w, size, device) for w in chosen
             for size in (args.sizes if w.sized else [w.fixed_size]) for device in devices]
+    meta = _meta(any(d.name.startswith("gpu") for d in gt.list_devices()), devices)
+    if plan:  # first, so that the workloads' GB/s can be read against it
+        largest = max([size for w, size, _ in plan if w.sized], default=0)
+        meta["copy_ceiling"] = {
+            device: copy_ceiling(device, cpu_ceiling_bytes(largest) if device == "cpu" else None,
+                                 repeat=args.repeat)
+            for device in devices}
     rows = []
     for workload, size, device in _progress(plan):
         timing = measure(workload.build(size, device, rng), device, repeat=args.repeat)
         rows.append(_row(workload, size, device, "gputape", timing.median_s, timing.spread_s,
-                         timing.repeats))
-    for name in installed(args.peers) if args.peers else []:
+                         timing.repeats, timing.loops))
+    peers = _peers(args.peers) if args.peers else []
+    for name in peers:
         triples = [(w.name, size, device) for w, size, device in plan]
         for timed in time_peer(name, triples, args.repeat):
             workload = next(w for w in chosen if w.name == timed["workload"])
             rows.append(_row(workload, timed["size"], timed["device"], name, timed["median_s"],
-                             timed["spread_s"], timed["repeats"]))
+                             timed["spread_s"], timed["repeats"], timed.get("loops", 1)))
     order = {(w.name, size, device): i for i, (w, size, device) in enumerate(plan)}
     frameworks = ["gputape", *PEERS]
     rows.sort(key=lambda r: (order[(r["workload"], r["size"], r["device"])],
@@ -116,9 +221,8 @@ def run(args) -> dict:
                 peak = peak_bytes(row["framework"], row["workload"], row["size"])
                 if peak is not None:
                     row["peak_bytes"] = peak
-    meta = _meta(has_gpu)
     if args.peers:
-        meta["peers"] = _versions(installed(args.peers))
+        meta["peers"] = _versions(peers)
     report = {"meta": meta, "results": rows}
     if getattr(args, "distributed", 0):
         from .distributed import spawn
@@ -127,9 +231,19 @@ def run(args) -> dict:
     return report
 
 
-def _row(workload, size, device, framework, median_s, spread_s, repeats) -> dict:
+def _peers(names: str) -> "list[str]":
+    """The requested peers that are installed; one note names those that are not."""
+    have = installed(names)
+    missing = [name for name in requested(names) if name not in have]
+    if missing:
+        _note(f"not installed, skipped: {', '.join(missing)} "
+              f"(pip install {' '.join(PEERS[n][0] for n in missing)})")
+    return have
+
+
+def _row(workload, size, device, framework, median_s, spread_s, repeats, loops) -> dict:
     row = {"workload": workload.name, "size": size, "device": device, "framework": framework,
-           "median_s": median_s, "spread_s": spread_s, "repeats": repeats,
+           "median_s": median_s, "spread_s": spread_s, "repeats": repeats, "loops": loops,
            "elements_per_s": size / median_s}
     if workload.bytes_per_element:
         row["gb_per_s"] = size * workload.bytes_per_element / median_s / 1e9
@@ -144,7 +258,7 @@ def _progress(plan: list):
         from tqdm import tqdm
     except ImportError:
         return plan
-    return tqdm(plan, desc="bench", unit="run", leave=False)
+    return tqdm(plan, desc="bench", unit="run", leave=False, file=sys.stderr)
 
 
 def _commit() -> str:
@@ -181,26 +295,54 @@ def _versions(names: "list[str]") -> dict:
     return found
 
 
-def _meta(has_gpu: bool) -> dict:
+def _meta(has_gpu: bool, devices: "list[str] | None" = None) -> dict:
+    """What a run was measured on and how: date, commit, versions, the name of each device in
+    ``devices``; where the machine has a GPU (``has_gpu``), its name (that of the first GPU
+    measured, else of gpu:0) and CuPy's, the driver's and the runtime's versions."""
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "numpy": np.__version__,
             "gputape": gt.__version__, "machine": platform.machine(),
             "cpu_count": os.cpu_count(), "cpu": _cpu_name(), "commit": _commit(),
-            "gpu": "no GPU found"}
+            "gpu": "no GPU found", "timing": TIMING}
+    devices = devices if devices is not None else ["cpu", *(["gpu:0"] if has_gpu else [])]
+    meta["devices"] = {d: meta["cpu"] for d in devices if d == "cpu"}
     if has_gpu:
         import cupy
 
-        props = cupy.cuda.runtime.getDeviceProperties(0)
-        meta["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        runtime = cupy.cuda.runtime
+        gpus = [d for d in devices if d.startswith("gpu")]
+        for device in gpus or ["gpu:0"]:
+            name = runtime.getDeviceProperties(int(device.partition(":")[2]))["name"]
+            name = name.decode() if isinstance(name, bytes) else name
+            meta["gpu"] = name if meta["gpu"] == "no GPU found" else meta["gpu"]
+            if device in gpus:
+                meta["devices"][device] = name
         meta["cupy"] = cupy.__version__
-        meta["cuda_driver"] = cupy.cuda.runtime.driverGetVersion()
+        meta["cuda_driver"] = _cuda_version(runtime.driverGetVersion())
+        meta["cuda_runtime"] = _cuda_version(runtime.runtimeGetVersion())
     return meta
 
 
+TIMING = ("warm-up calls excluded; each sample loops the call for at least 50 ms; the median "
+          "and interquartile range (spread) over --repeat samples; CPU: perf_counter; GPU: CUDA "
+          "events on the current stream around each sample, then a device synchronize")
+
+
+def _cuda_version(number: int) -> str:
+    return f"{number // 1000}.{number % 1000 // 10}"
+
+
 def main(argv=None) -> int:
+    """Run the benchmark from the command line; 1 when ``--compare`` finds a regression.
+
+    Example: ``main(["--workloads", "sum_xy", "--sizes", "1e3", "--devices", "cpu"])`` prints
+    a table and returns 0.
+    """
     args = parse_args(argv)
     report = run(args)
-    print(f"gputape {report['meta']['gputape']} | GPU: {report['meta']['gpu']}")
+    meta = report["meta"]
+    print(f"gputape {meta['gputape']} | CPU: {meta['cpu']} | GPU: {meta['gpu']} | "
+          f"{meta['date']} | commit {meta['commit']}")
     print(format_table(report))
     if "results" in report.get("distributed", {}):
         from .distributed import format_report
@@ -213,9 +355,8 @@ def main(argv=None) -> int:
     if args.plot:
         plot(report, args.plot)
         print(f"wrote {args.plot}")
-    if args.compare:
-        with open(args.compare) as fh:
-            table, regressions = compare(report, json.load(fh))
+    if args.baseline is not None:
+        table, regressions = compare(report, args.baseline)
         print(table)
         if regressions:
             print(f"{regressions} regression(s) over 10% against {args.compare}")

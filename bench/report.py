@@ -12,13 +12,23 @@ def _seconds(value: float) -> str:
     return f"{value / 1e-9:.3g} ns"
 
 
+_COLUMNS = [("workload", "<18"), ("size", ">11"), ("", "2"), ("device", "<7"),
+            ("framework", "<11"), ("median", ">11"), ("spread", ">10"), ("elem/s", ">11"),
+            ("GB/s", ">8"), ("", "2"), ("GPU/CPU", ">12"), ("", "2"), ("peer/gputape", ">12")]
+NO_GPU = "no GPU found"
+
+
 def format_table(report: dict) -> str:
-    """One line per (workload, size, device) with throughput and the GPU/CPU speed-up."""
+    """One line per (workload, size, device, framework) with throughput, the GPU/CPU speed-up
+    ("no GPU found" when the run had none) and a peer's time over gputape's; the copy ceiling
+    of each device below, when the report has one.
+
+    Example: ``format_table({"results": []})`` is the header and its rule.
+    """
     rows = report["results"]
-    header = (f"{'workload':<18}{'size':>11}  {'device':<7}{'framework':<11}{'median':>11}"
-              f"{'spread':>10}{'elem/s':>11}{'GB/s':>8}  {'GPU/CPU':>7}  {'peer/gputape':>12}"
-              + (f"{'peak MB':>9}" if any("peak_bytes" in r for r in rows) else ""))
-    lines = [header, "-" * len(header)]
+    columns = _COLUMNS + ([("peak MB", ">9")] if any("peak_bytes" in r for r in rows) else [])
+    lines = [_line(columns, [name for name, _ in columns])]
+    lines.append("-" * len(lines[0]))
     ours = {(r["workload"], r["size"], r["device"]): r["median_s"]
             for r in rows if r.get("framework", "gputape") == "gputape"}
     gpu_seen = any(r["device"] != "cpu" for r in rows)
@@ -29,16 +39,34 @@ def format_table(report: dict) -> str:
         if framework == "gputape" and r["device"] != "cpu" and cpu:
             speedup = f"{cpu / r['median_s']:.1f}x"
         elif framework == "gputape" and not gpu_seen:
-            speedup = "no GPU found"
+            speedup = NO_GPU if report.get("meta", {}).get("gpu", NO_GPU) == NO_GPU else "not run"
         mine = ours.get((r["workload"], r["size"], r["device"]))
         if framework != "gputape" and mine:
             ratio = f"{r['median_s'] / mine:.2f}"
-        gbs = f"{r['gb_per_s']:.2f}" if "gb_per_s" in r else ""
-        peak = f"{r['peak_bytes'] / 2**20:>9.1f}" if "peak_bytes" in r else ""
-        lines.append(f"{r['workload']:<18}{r['size']:>11,}  {r['device']:<7}{framework:<11}"
-                     f"{_seconds(r['median_s']):>11}{_seconds(r['spread_s']):>10}"
-                     f"{r['elements_per_s']:>11.3g}{gbs:>8}  {speedup:>7}  {ratio:>12}{peak}")
-    return "\n".join(lines)
+        cells = [r["workload"], f"{r['size']:,}", "", r["device"], framework,
+                 _seconds(r["median_s"]), _seconds(r["spread_s"]), f"{r['elements_per_s']:.3g}",
+                 f"{r['gb_per_s']:.2f}" if "gb_per_s" in r else "", "", speedup, "", ratio]
+        if len(columns) > len(_COLUMNS):
+            cells.append(f"{r['peak_bytes'] / 2**20:.1f}" if "peak_bytes" in r else "")
+        lines.append(_line(columns, cells))
+    return "\n".join(lines + ceiling_lines(report.get("meta", {})))
+
+
+def _line(columns, cells) -> str:
+    return "".join(f"{cell:{align}}" for (_, align), cell in zip(columns, cells))
+
+
+def ceiling_lines(meta: dict) -> "list[str]":
+    """The table's footer: each device's copy ceiling, the yardstick for the GB/s column."""
+    ceilings = meta.get("copy_ceiling") or {}
+    if not ceilings:
+        return []
+    lines = ["copy ceiling (GB/s = (bytes read + bytes written) / median time of one copy):"]
+    for device, c in ceilings.items():
+        method = c.get("method", "").split(";")[0]
+        lines.append(f"  {device:<7}{c['gb_per_s']:>9.2f} GB/s  ({method}, "
+                     f"{c['buffer_bytes'] / 2**20:.0f} MiB buffer)")
+    return lines
 
 
 def compare(report: dict, baseline: dict, threshold: float = REGRESSION) -> "tuple[str, int]":
@@ -65,36 +93,64 @@ def compare(report: dict, baseline: dict, threshold: float = REGRESSION) -> "tup
 
 
 def plot(report: dict, path: str) -> None:
-    """PNG: time against size on log-log axes, one panel per sized workload, a line per device."""
+    """PNG, one column per sized workload: time against size on log-log axes, a line per device
+    (and peer, dashed); below, for workloads whose bytes are defined, GB/s against size with each
+    device's copy ceiling as a dotted horizontal line of the device's colour.
+
+    Example: ``plot(json.load(open("bench/results/latest.json")), "latest.png")``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = report["results"]
+    meta = report.get("meta", {})
     sized = sorted({r["workload"] for r in rows
                     if len({x["size"] for x in rows if x["workload"] == r["workload"]}) > 1})
     if not sized:
         sized = sorted({r["workload"] for r in rows})
-    fig, axes = plt.subplots(1, len(sized), figsize=(4.5 * len(sized), 3.8), squeeze=False)
-    for ax, name in zip(axes[0], sized):
-        lines = sorted({(r["device"], r.get("framework", "gputape")) for r in rows})
-        for device, framework in lines:
-            points = sorted((r["size"], r["median_s"]) for r in rows
-                            if r["workload"] == name and r["device"] == device
-                            and r.get("framework", "gputape") == framework)
-            if points:
-                label = device if framework == "gputape" else f"{framework} ({device})"
-                ax.plot(*zip(*points), marker="o", label=label,
-                        linestyle="-" if framework == "gputape" else "--")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(name)
-        ax.set_xlabel("elements")
-        ax.set_ylabel("median time (s)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"gputape {report['meta'].get('gputape', '')} | GPU: {report['meta']['gpu']}")
+    with_bytes = any("gb_per_s" in r for r in rows if r["workload"] in sized)
+    fig, axes = plt.subplots(2 if with_bytes else 1, len(sized),
+                             figsize=(max(4.2 * len(sized), 6), 7.4 if with_bytes else 4),
+                             squeeze=False)
+    lines = sorted({(r["device"], r.get("framework", "gputape")) for r in rows})
+    colours = {line: f"C{i}" for i, line in enumerate(lines)}
+    ceilings = meta.get("copy_ceiling") or {}
+    for col, name in enumerate(sized):
+        for (device, framework), colour in colours.items():
+            mine = sorted((r["size"], r["median_s"], r.get("gb_per_s")) for r in rows
+                          if r["workload"] == name and r["device"] == device
+                          and r.get("framework", "gputape") == framework)
+            if not mine:
+                continue
+            label = device if framework == "gputape" else f"{framework} ({device})"
+            style = {"marker": "o", "color": colour, "label": label,
+                     "linestyle": "-" if framework == "gputape" else "--"}
+            axes[0][col].plot([p[0] for p in mine], [p[1] for p in mine], **style)
+            if with_bytes and mine[0][2] is not None:
+                axes[1][col].plot([p[0] for p in mine], [p[2] for p in mine], **style)
+        axes[0][col].set_title(name)
+        axes[0][col].set_ylabel("median time (s)")
+        if with_bytes:
+            for device, ceiling in ceilings.items():
+                colour = colours.get((device, "gputape"), "k")
+                axes[1][col].axhline(ceiling["gb_per_s"], color=colour, linestyle=":",
+                                     label=f"{device} copy ceiling "
+                                           f"{ceiling['gb_per_s']:.3g} GB/s")
+            axes[1][col].set_ylabel("GB/s (minimal bytes / time)")
+        for ax in axes[:, col]:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("elements")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize="small")
+    devices = meta.get("devices") or {}
+    names = [f"{d}: {n}" for d, n in devices.items()]
+    if not any(d.startswith("gpu") for d in devices):
+        names.append(f"GPU: {meta.get('gpu', NO_GPU)}")
+    fig.suptitle(f"gputape {meta.get('gputape', '')} | {meta.get('date', '')[:10]} | commit "
+                 f"{meta.get('commit', '?')}\n" + " | ".join(names), fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80)
     plt.close(fig)

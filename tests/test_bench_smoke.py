@@ -1,49 +1,110 @@
-"""A smoke run of the benchmark runner at its smallest size (the real runs are `make bench`)."""
+"""A smoke run of the benchmark runner at its smallest sizes on the CPU (the real runs are
+`make bench`): the JSON it writes, the table, the plot, --compare's exit status, and what it
+says about bad options and missing devices. Each workload's own result is checked in
+test_bench_workloads.py, the GPU timing path with a stand-in CuPy in test_bench_timing.py."""
 
+from __future__ import annotations
+
+import datetime
+import io
 import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
 
-from bench.__main__ import main, parse_args, run
+import pytest
+
+import gputape as gt
+from bench.__main__ import _devices, _progress, main, parse_args
 from bench.report import compare, format_table
 
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = ["--sizes", "1e3,2e3", "--repeat", "2", "--devices", "cpu"]
+ROW_FIELDS = {"workload", "size", "device", "framework", "median_s", "spread_s", "repeats",
+              "loops", "elements_per_s"}
+COLUMNS = ["workload", "size", "device", "framework", "median", "spread", "elem/s", "GB/s",
+           "GPU/CPU", "peer/gputape"]
 
-def test_runner_writes_json_and_a_table(tmp_path, capsys):
-    out = tmp_path / "results.json"
-    assert main(["--sizes", "small", "--repeat", "1", "--workloads", "sum_xy,tiny_chain",
-                 "--devices", "cpu", "--json", str(out)]) == 0
+
+@pytest.fixture
+def cpu_only(monkeypatch):
+    """This machine as one without a GPU, whatever it has."""
+    monkeypatch.setattr(gt, "list_devices", lambda: [gt.Device("cpu")])
+
+
+def _png_size(data: bytes) -> "tuple[int, int]":
+    """Width and height of a PNG, after checking its signature and its IHDR chunk's CRC."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert (length, kind) == (13, b"IHDR")
+    body = data[16:29]
+    assert struct.unpack(">I", data[29:33])[0] == zlib.crc32(b"IHDR" + body)
+    return struct.unpack(">II", body[:8])
+
+
+def test_runner_writes_json_table_and_plot(tmp_path, capsys, cpu_only):
+    out, png = tmp_path / "new" / "folder" / "results.json", tmp_path / "plot.png"
+    assert main([*QUICK, "--workloads", "sum_xy,tiny_chain", "--json", str(out),
+                 "--plot", str(png)]) == 0
     report = json.loads(out.read_text())
+    meta = report["meta"]
+    assert datetime.datetime.fromisoformat(meta["date"]).tzinfo is not None
+    assert meta["commit"] and meta["gputape"] == gt.__version__ and meta["numpy"]
+    assert meta["gpu"] == "no GPU found" and meta["devices"] == {"cpu": meta["cpu"]}
+    ceiling = meta["copy_ceiling"]["cpu"]
+    assert ceiling["gb_per_s"] > 0 and ceiling["buffer_bytes"] >= 64 * 2**20
+    assert "np.copyto" in ceiling["method"] and "CUDA events" in meta["timing"]
     rows = report["results"]
-    assert {r["workload"] for r in rows} == {"sum_xy", "tiny_chain"}
-    assert all(r["median_s"] > 0 and r["device"] == "cpu" for r in rows)
-    assert all("gb_per_s" in r for r in rows if r["workload"] == "sum_xy")
-    printed = capsys.readouterr().out
-    assert "sum_xy" in printed and "tiny_chain" in printed
+    assert [(r["workload"], r["size"]) for r in rows] == [
+        ("tiny_chain", 16), ("sum_xy", 1000), ("sum_xy", 2000)]
+    for r in rows:
+        assert set(r) == ROW_FIELDS | ({"gb_per_s"} if r["workload"] == "sum_xy" else set())
+        assert (r["device"], r["framework"], r["repeats"]) == ("cpu", "gputape", 2)
+        assert r["median_s"] > 0 and r["spread_s"] >= 0 and r["loops"] >= 1
+        assert r["elements_per_s"] == pytest.approx(r["size"] / r["median_s"])
+        if "gb_per_s" in r:
+            assert r["gb_per_s"] == pytest.approx(16 * r["size"] / r["median_s"] / 1e9)
 
-
-def test_table_reports_speedup_against_cpu():
-    report = {"results": [
-        {"workload": "w", "size": 10, "device": "cpu", "median_s": 2.0, "spread_s": 0.1,
-         "elements_per_s": 5.0},
-        {"workload": "w", "size": 10, "device": "gpu:0", "median_s": 0.5, "spread_s": 0.1,
-         "elements_per_s": 20.0},
-    ]}
-    assert "4.0x" in format_table(report)
-
-
-def test_help_lists_the_options(capsys):
-    try:
-        parse_args(["--help"])
-    except SystemExit:
-        pass
-    text = capsys.readouterr().out
-    for option in ("--devices", "--sizes", "--repeat", "--workloads", "--json", "--plot",
-                   "--compare"):
-        assert option in text
-    assert callable(run)
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no progress bar, no note: stderr is not a terminal
+    lines = captured.out.splitlines()
+    assert "GPU: no GPU found" in lines[0] and meta["commit"] in lines[0]
+    header = lines[1]
+    assert header.split() == COLUMNS
+    table = [line for line in lines if line.startswith(("tiny_chain", "sum_xy"))]
+    assert len(table) == 3 and all("no GPU found" in line for line in table)
+    assert any(line.startswith("copy ceiling") for line in lines)
+    assert any(line.split()[:2] == ["cpu", f"{ceiling['gb_per_s']:.2f}"] for line in lines)
+    width, height = _png_size(png.read_bytes())
+    assert width > 100 and height > 100
 
 
 def _report(seconds):
-    return {"results": [{"workload": "w", "size": 10, "device": "cpu", "median_s": seconds,
-                         "spread_s": 0.0, "elements_per_s": 10 / seconds}]}
+    return {"results": [{"workload": "sum_xy", "size": 1000, "device": "cpu",
+                         "framework": "gputape", "median_s": seconds, "spread_s": 0.0,
+                         "elements_per_s": 1000 / seconds}]}
+
+
+def test_compare_exits_1_on_a_regression(tmp_path):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(_report(1e-9)))  # nothing real is that fast
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--workloads", "sum_xy", "--sizes", "1e3", "--repeat",
+         "1", "--devices", "cpu", "--compare", str(baseline)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "REGRESSION" in done.stdout and "1 regression(s)" in done.stdout
+    assert done.stderr == ""  # not a terminal: no progress bar
+
+
+def test_compare_exits_0_without_regression(tmp_path, capsys, cpu_only):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(_report(10.0)))
+    assert main(["--workloads", "sum_xy", "--sizes", "1e3", "--repeat", "1", "--devices",
+                 "cpu", "--compare", str(baseline)]) == 0
+    assert "REGRESSION" not in capsys.readouterr().out
 
 
 def test_compare_flags_regressions_over_ten_percent():
@@ -53,29 +114,44 @@ def test_compare_flags_regressions_over_ten_percent():
     assert regressions == 0 and "+5.0%" in table
 
 
-def test_plot_writes_a_png(tmp_path):
-    import pytest
-
-    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'bench' extra")
-    from bench.report import plot
-
-    report = {"meta": {"gpu": "no GPU found"}, "results": [
-        {"workload": "w", "size": n, "device": "cpu", "median_s": n * 1e-6, "spread_s": 0.0,
-         "elements_per_s": 1e6} for n in (10, 100, 1000)]}
-    path = tmp_path / "plot.png"
-    plot(report, str(path))
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_a_missing_gpu_is_named_and_skipped(capsys, cpu_only):
+    assert _devices(["cpu", "gpu:0"]) == ["cpu"]
+    err = capsys.readouterr().err
+    assert "gpu:0: no GPU found" in err and "skipped" in err
+    with pytest.raises(SystemExit, match="none of the requested devices"):
+        main(["--devices", "gpu:0", "--workloads", "tiny_chain"])
 
 
-def test_table_reports_peer_time_over_gputape_time():
-    report = {"results": [
-        {"workload": "w", "size": 10, "device": "cpu", "framework": "gputape", "median_s": 1.0,
-         "spread_s": 0.0, "elements_per_s": 10.0},
-        {"workload": "w", "size": 10, "device": "cpu", "framework": "torch", "median_s": 2.5,
-         "spread_s": 0.0, "elements_per_s": 4.0},
-    ]}
-    last = format_table(report).splitlines()[-1]
-    assert "torch" in last and last.rstrip().endswith("2.50")
+def test_devices_are_chosen_among_those_found(monkeypatch, capsys):
+    monkeypatch.setattr(gt, "list_devices", lambda: [gt.Device("cpu"), gt.Device("gpu:0")])
+    assert _devices(["all"]) == ["cpu", "gpu:0"]
+    assert _devices(["gpu:0", "cpu", "gpu:0"]) == ["gpu:0", "cpu"]
+    assert _devices(["gpu:1"]) == []
+    assert "gpu:1: no such device here" in capsys.readouterr().err
+
+
+def _usage_error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exc:
+        parse_args(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_bad_options_are_refused_before_running(tmp_path, capsys):
+    err = _usage_error(["--workloads", "sum_xz"], capsys)
+    assert "sum_xz" in err and "sum_xy" in err and "jacobian_256" in err
+    err = _usage_error(["--devices", "tpu"], capsys)
+    assert "'tpu'" in err and "cpu" in err and "Traceback" not in err
+    for bad in ("0", "-3", "two"):
+        assert "at least 1" in _usage_error(["--repeat", bad], capsys)
+    for bad in ("huge", "0", "-5"):
+        assert "--sizes" in _usage_error(["--sizes", bad], capsys)
+    assert "unknown peer" in _usage_error(["--peers", "torch,mxnet"], capsys)
+    missing = tmp_path / "missing.json"
+    assert "cannot read it" in _usage_error(["--compare", str(missing)], capsys)
+    (tmp_path / "file").write_text("")
+    assert "cannot make its folder" in _usage_error(
+        ["--json", str(tmp_path / "file" / "x.json")], capsys)
 
 
 def test_sizes_take_presets_or_numbers():
@@ -83,39 +159,138 @@ def test_sizes_take_presets_or_numbers():
 
     assert parse_args(["--sizes", "small"]).sizes == SIZES["small"]
     assert parse_args(["--sizes", "2e3,500"]).sizes == [2000, 500]
-    for bad in ("huge", "0", "-5"):
-        try:
-            parse_args(["--sizes", bad])
-        except SystemExit:
-            continue
-        raise AssertionError(f"--sizes {bad} was accepted")
+    assert parse_args(["--workloads", "none"]).workloads == []
+
+
+def test_a_peer_not_installed_gets_a_note(monkeypatch, capsys, cpu_only):
+    import bench.__main__ as runner
+
+    monkeypatch.setattr(runner, "installed", lambda names: [])
+    assert main(["--workloads", "tiny_chain", "--repeat", "1", "--devices", "cpu", "--peers",
+                 "jax"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "bench: not installed, skipped: jax (pip install jax)"
+    assert "tiny_chain" in captured.out
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    pytest.importorskip("tqdm", reason="tqdm draws the progress bar (the 'bench' extra)")
+
+    class Terminal(io.StringIO):
+        def __init__(self, tty):
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    for tty in (False, True):
+        stream = Terminal(tty)
+        monkeypatch.setattr(sys, "stderr", stream)
+        assert list(_progress([1, 2, 3])) == [1, 2, 3]
+        assert ("bench" in stream.getvalue()) is tty
+
+
+def test_help_lists_the_options(capsys):
+    text = _help(capsys)
+    for option in ("--devices", "--sizes", "--repeat", "--workloads", "--json", "--plot",
+                   "--compare", "--peers", "--memory"):
+        assert option in text
+    assert "autograd" in text
+
+
+def _help(capsys) -> str:
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    return capsys.readouterr().out
+
+
+def _row(workload, size, device, seconds, framework="gputape", **extra):
+    return {"workload": workload, "size": size, "device": device, "framework": framework,
+            "median_s": seconds, "spread_s": 0.0, "elements_per_s": size / seconds, **extra}
+
+
+def _column_ends(header: str) -> "list[int]":
+    """Where each right-aligned header label ends."""
+    return [header.index(name) + len(name) for name in ("median", "GB/s", "GPU/CPU",
+                                                        "peer/gputape")]
+
+
+def test_table_says_no_gpu_found_in_its_column():
+    report = {"results": [_row("sum_xy", 10, "cpu", 1.0, gb_per_s=0.5),
+                          _row("sum_xy", 10, "cpu", 2.5, "torch", gb_per_s=0.2)]}
+    header, rule, ours, torch = format_table(report).splitlines()
+    assert len(header) == len(rule) == len(ours) == len(torch)
+    gpu_end = _column_ends(header)[2]
+    assert ours.index("no GPU found") + len("no GPU found") == gpu_end
+    assert ours[gpu_end - 20:gpu_end].split() == ["0.50", "no", "GPU", "found"]
+    assert torch[gpu_end - 12:gpu_end].strip() == ""
+    assert torch.rstrip().endswith("2.50") and len(torch.rstrip()) == _column_ends(header)[3]
+
+
+def test_table_says_not_run_when_a_gpu_was_left_out():
+    report = {"meta": {"gpu": "Fake GPU"}, "results": [_row("sum_xy", 10, "cpu", 1.0)]}
+    header, _, row = format_table(report).splitlines()
+    assert row[:_column_ends(header)[2]].endswith(" not run") and "no GPU" not in row
+
+
+def test_table_reports_speedup_against_cpu():
+    report = {"results": [_row("w", 10, "cpu", 2.0), _row("w", 10, "gpu:0", 0.5)]}
+    header, _, cpu, gpu = format_table(report).splitlines()
+    end = _column_ends(header)[2]
+    assert gpu[end - 4:end] == "4.0x" and cpu[end - 12:end].strip() == ""
+    assert "no GPU found" not in cpu
+
+
+def test_table_footer_gives_each_devices_copy_ceiling():
+    meta = {"copy_ceiling": {
+        "cpu": {"gb_per_s": 31.5, "buffer_bytes": 64 * 2**20, "method": "np.copyto; x"},
+        "gpu:0": {"gb_per_s": 2950.0, "buffer_bytes": 256 * 2**20, "method": "cupy; x"}}}
+    lines = format_table({"meta": meta, "results": []}).splitlines()
+    assert lines[2].startswith("copy ceiling")
+    assert lines[3].split()[:3] == ["cpu", "31.50", "GB/s"] and "64 MiB" in lines[3]
+    assert lines[4].split()[:3] == ["gpu:0", "2950.00", "GB/s"] and "256 MiB" in lines[4]
+
+
+def test_plot_draws_gb_per_s_against_each_devices_ceiling(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'bench' extra")
+    from matplotlib.axes import Axes
+
+    from bench.report import plot
+
+    drawn = []
+    real = Axes.axhline
+    monkeypatch.setattr(Axes, "axhline", lambda ax, y, **kw: drawn.append(y) or real(ax, y, **kw))
+    rows = [_row(w, n, d, n * t, gb_per_s=16 / t / 1e9)
+            for w in ("sum_xy", "sum_pow") for n in (10, 100, 1000)
+            for d, t in (("cpu", 1e-9), ("gpu:0", 1e-11))]
+    meta = {"gpu": "Fake GPU", "devices": {"cpu": "a CPU", "gpu:0": "Fake GPU"},
+            "copy_ceiling": {"cpu": {"gb_per_s": 30.0}, "gpu:0": {"gb_per_s": 3000.0}}}
+    path = tmp_path / "plot.png"
+    plot({"meta": meta, "results": rows}, str(path))
+    assert sorted(drawn) == [30.0, 30.0, 3000.0, 3000.0]  # one per device per workload
+    assert _png_size(path.read_bytes())[0] > 500  # two workload columns
 
 
 def test_unknown_peer_names_are_refused():
-    import pytest
-
-    from bench.peers import installed
+    from bench.peers import PEERS, installed
 
     with pytest.raises(SystemExit, match="unknown peer"):
         installed("torch,mxnet")
-    assert set(installed()) <= {"torch", "jax", "tensorflow"}
+    assert set(installed()) <= set(PEERS) == {"torch", "jax", "tensorflow", "autograd"}
 
 
 def test_a_peer_is_timed_in_its_own_process():
-    import pytest
-
     from bench.peers import installed, time_peer
 
     if "torch" not in installed("torch"):
         pytest.skip("PyTorch is not installed here (an optional peer)")
     rows = time_peer("torch", [("sum_xy", 1000, "cpu"), ("no_such_workload", 10, "cpu")], 1)
     assert [(r["workload"], r["size"], r["device"]) for r in rows] == [("sum_xy", 1000, "cpu")]
-    assert rows[0]["median_s"] > 0
+    assert rows[0]["median_s"] > 0 and rows[0]["loops"] >= 1
 
 
 def test_memory_column_measures_a_fresh_process(capsys):
-    import pytest
-
     from bench.memory import peak_bytes, supported
 
     if not supported():
@@ -125,7 +300,5 @@ def test_memory_column_measures_a_fresh_process(capsys):
     assert small is not None and large is not None
     assert large > 0.9 * 2 * 4 * 4_000_000  # at least the two float32 gradients (new arrays)
     assert small < large
-    report = {"results": [{"workload": "sum_xy", "size": 10, "device": "cpu",
-                           "framework": "gputape", "median_s": 1.0, "spread_s": 0.0,
-                           "elements_per_s": 10.0, "peak_bytes": 3 * 2**20}]}
+    report = {"results": [_row("sum_xy", 10, "cpu", 1.0, peak_bytes=3 * 2**20)]}
     assert format_table(report).splitlines()[-1].rstrip().endswith("3.0")
