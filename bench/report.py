@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 REGRESSION = 0.10  # slower by more than this fraction counts as a regression
 
 
@@ -152,5 +154,11 @@ def plot(report: dict, path: str) -> None:
     fig.suptitle(f"gputape {meta.get('gputape', '')} | {meta.get('date', '')[:10]} | commit "
                  f"{meta.get('commit', '?')}\n" + " | ".join(names), fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    drawn = io.BytesIO()
+    fig.savefig(drawn, format="png", dpi=80)
     plt.close(fig)
+    from PIL import Image  # matplotlib's own dependency
+
+    # a palette of 128 colours: a third of the bytes, the same picture
+    drawn.seek(0)
+    Image.open(drawn).convert("RGB").quantize(colors=128).save(path, format="PNG", optimize=True)
