@@ -95,33 +95,75 @@ def _parse(spec: object) -> "tuple[str, int]":
 
 
 _CUPY_STATE: dict = {}
+_NVIDIA_DRIVER_GPUS = "/proc/driver/nvidia/gpus"  # one folder per GPU the NVIDIA driver sees
 
 
 def cupy_or_none():
     """Return the ``cupy`` module when CuPy is installed and sees a CUDA device, else ``None``.
 
-    The answer is computed once. CuPy is imported only if it is installed.
+    The answer is computed once. CuPy is imported only if it is installed; why it is unusable
+    is kept for error messages (:func:`why_no_gpu`).
     """
     if "module" not in _CUPY_STATE:
-        module = None
+        module, why = None, None
         try:
-            if importlib.util.find_spec("cupy") is not None:
+            if importlib.util.find_spec("cupy") is None:
+                why = "CuPy is not installed"
+            else:
                 import cupy
 
                 if cupy.cuda.runtime.getDeviceCount() > 0:
                     module = cupy
-        except Exception:  # blocked, broken, no driver or no device: as if CuPy were absent
-            module = None
+                else:
+                    why = "CuPy sees no CUDA device"
+        except Exception as exc:  # blocked, broken, no driver or no device: as if CuPy were absent
+            why = f"CuPy failed to start: {type(exc).__name__}: {exc}"
         _CUPY_STATE["module"] = module
+        _CUPY_STATE["why"] = why
     return _CUPY_STATE["module"]
+
+
+def why_no_gpu() -> "str | None":
+    """Why gputape has no GPU here (``None`` when it has one), naming an NVIDIA GPU that the
+    driver lists but CuPy cannot use.
+
+    Examples
+    --------
+    >>> from gputape.device import cupy_or_none, why_no_gpu
+    >>> (why_no_gpu() is None) == (cupy_or_none() is not None)
+    True
+    """
+    if cupy_or_none() is not None:
+        return None
+    why = _CUPY_STATE.get("why") or "CuPy cannot be used"
+    if nvidia_gpus_listed():
+        why += f" although the NVIDIA driver lists {nvidia_gpus_listed()} GPU(s)"
+    return why
+
+
+def nvidia_gpus_listed(driver_gpus: str = _NVIDIA_DRIVER_GPUS) -> int:
+    """How many GPUs the NVIDIA driver lists on this machine, whether or not CuPy can use them
+    (0 without the driver).
+
+    Examples
+    --------
+    >>> from gputape.device import nvidia_gpus_listed
+    >>> nvidia_gpus_listed() >= 0
+    True
+    """
+    try:
+        return len(os.listdir(driver_gpus))
+    except OSError:
+        return 0
 
 
 def _require_cupy():
     cupy = cupy_or_none()
     if cupy is None:
         raise DeviceError(
-            "gpu: no usable CUDA device; hint: install CuPy (pip install 'gputape[cuda13]') on a "
-            "machine with an NVIDIA GPU, or use gt.device('cpu')"
+            f"gpu: no usable CUDA device ({why_no_gpu()}); hint: install CuPy "
+            f"(pip install 'gputape[cuda13]') on a machine with an NVIDIA GPU, or use "
+            f"gt.device('cpu')"
         )
     return cupy
 

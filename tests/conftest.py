@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 import gputape as gt
+from gputape.device import why_no_gpu
 from gputape.ops import fused
 
 FUSED_CPU = "cpu-fused"
-NO_GPU_REASON = "no CUDA device (CuPy sees no GPU); the CPU variant of this test ran"
+NO_GPU_REASON = f"no CUDA device ({why_no_gpu()}); the CPU variant of this test ran"
 
 
 def _device_params() -> list:

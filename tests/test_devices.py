@@ -20,6 +20,7 @@ import pytest
 from helpers import host
 
 import gputape as gt
+from gputape.device import nvidia_gpus_listed
 
 ROOT = Path(__file__).resolve().parent.parent
 GPUS = [d.name for d in gt.list_devices() if d.name.startswith("gpu")]
@@ -440,3 +441,57 @@ def test_mixing_two_gpus_raises():
     with pytest.raises(gt.DeviceMismatchError, match="gpu:1"):
         a + b
     assert (a + b.to("gpu:0")).device == "gpu:0"
+
+
+# -- a GPU the driver lists but CuPy cannot use ------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(nvidia_gpus_listed() == 0,
+                    reason="no NVIDIA GPU on this machine: the NVIDIA driver lists none")
+def test_a_gpu_the_driver_lists_is_usable():
+    # Without this, a machine with a GPU but a missing or broken CuPy would skip every GPU test.
+    from gputape.device import why_no_gpu
+
+    assert HAS_GPU, f"the GPU tests would all skip: {why_no_gpu()}"
+
+
+def test_nvidia_gpus_listed_counts_the_driver_folders(tmp_path):
+    for bus in ("0000:18:00.0", "0000:3b:00.0"):
+        (tmp_path / bus).mkdir()
+    assert nvidia_gpus_listed(str(tmp_path)) == 2
+    assert nvidia_gpus_listed(str(tmp_path / "absent")) == 0
+
+
+@pytest.mark.parametrize("case", ["not installed", "no device", "broken"])
+def test_why_no_gpu_names_the_cause(case, monkeypatch):
+    import importlib
+    import importlib.machinery
+    import importlib.util
+    import types
+
+    device_module = importlib.import_module("gputape.device")  # gt.device is the function
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: 0)
+    if case == "broken":
+        def fail():
+            raise RuntimeError("cudaErrorInsufficientDriver")
+
+        runtime.getDeviceCount = fail
+    fake = types.ModuleType("cupy")
+    fake.__spec__ = importlib.machinery.ModuleSpec("cupy", None)
+    fake.cuda = types.SimpleNamespace(runtime=runtime)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        None if case == "not installed" and name == "cupy" else real_find_spec(name, *a)))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(device_module, "_CUPY_STATE", {})
+    monkeypatch.setattr(device_module, "nvidia_gpus_listed", lambda *a: 1)
+
+    assert device_module.cupy_or_none() is None
+    expected = {"not installed": "CuPy is not installed", "no device": "CuPy sees no CUDA device",
+                "broken": "CuPy failed to start: RuntimeError: cudaErrorInsufficientDriver"}[case]
+    why = device_module.why_no_gpu()
+    assert why == f"{expected} although the NVIDIA driver lists 1 GPU(s)"
+    with pytest.raises(gt.DeviceError) as raised:
+        _ = device_module.Device("gpu:0").xp
+    assert why in str(raised.value) and "gt.device('cpu')" in str(raised.value)
