@@ -64,12 +64,7 @@ def test_kernel_matches_numpy(kernel, problem, dtype):
     outs = launch.map_reduce(module, kernel, [cupy.asarray(a) for a in host], shape,
                              outputs=2 if kernel == "mul_pair" else 1)
     assert outs is not None, "the launcher fell back to the generic path"
-    with np.errstate(all="ignore"):
-        expected = [_sum_to_forward(np, m.astype(np.float64), shape, 0) for m in np_map(*host)]
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
-    for got, want in zip(outs, expected):
-        assert got.dtype == dtype and got.shape == shape
-        np.testing.assert_allclose(cupy.asnumpy(got), want, equal_nan=True, **tol)
+    _assert_sums_of_map(cupy, outs, np_map, host, shape, dtype)
 
 
 @pytest.mark.parametrize("view", ["columns", "transposed", "reversed"])
@@ -171,12 +166,7 @@ def test_grid_stride_loops_reach_every_output(monkeypatch, kernel, launch_shape,
         assert grid[0] * block[0] < k1 * int(args[14]) * int(args[15])  # K1 * K2 * S threads
     else:
         assert grid[0] < k1 * int(args[14])  # K1 * S rows
-    with np.errstate(all="ignore"):
-        expected = [_sum_to_forward(np, m.astype(np.float64), shape, 0) for m in np_map(*host)]
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
-    for got, want in zip(outs, expected):
-        assert got.dtype == dtype and got.shape == shape
-        np.testing.assert_allclose(cupy.asnumpy(got), want, equal_nan=True, **tol)
+    _assert_sums_of_map(cupy, outs, np_map, host, shape, dtype)
 
 
 def test_a_pair_of_outputs_is_one_buffer():
@@ -246,3 +236,15 @@ def test_sum_with_grads_repeats_bits_and_declines_what_it_cannot_read():
     assert launch.sum_with_grads("sum_grad_mul", x, y[:10], (True, True)) is None
     half = x.astype(cupy.float16)
     assert launch.sum_with_grads("sum_grad_square", half, None, (True, False)) is None
+
+
+def _assert_sums_of_map(cupy, outs, np_map, host, shape, dtype):
+    """Each of ``outs`` (a kernel's sums to ``shape``) equals NumPy's sum in float64 of the
+    matching output of ``np_map`` over the host operands, within the dtype's tolerance."""
+    with np.errstate(all="ignore"):
+        expected = [_sum_to_forward(np, m.astype(np.float64), shape, 0) for m in np_map(*host)]
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert len(outs) == len(expected)
+    for got, want in zip(outs, expected):
+        assert got.dtype == dtype and got.shape == shape
+        np.testing.assert_allclose(cupy.asnumpy(got), want, equal_nan=True, **tol)
