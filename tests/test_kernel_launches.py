@@ -3,7 +3,9 @@
 
 ``gputape.cuda.launch`` imports CuPy when it runs. Here it gets a stand-in module whose arrays
 are NumPy arrays, and ``loader.function`` gets kernels that check their arguments against the
-``extern "C"`` signature of the same name and then do, with NumPy, what the CUDA code does:
+``extern "C"`` signature of the same name (and, where CuPy's NVRTC is installed, against the
+parameter list of the PTX that NVRTC makes for sm_90: the widths the GPU reads) and then do,
+with NumPy, what the CUDA code does:
 the map-reduce of ``gt_reduce.cuh`` over (K1, R, K2) with per-operand strides, split into S
 partials; the one-pass sums with gradients; the finishing sum of the partials. What the
 kernels compute per element is checked separately (``test_kernels_compile.py`` runs the maps
@@ -21,6 +23,7 @@ import types
 
 import numpy as np
 import pytest
+from nvrtc_build import build, unavailable
 
 from gputape.cuda import launch, loader
 from gputape.ops.reduction import _sum_to_forward
@@ -51,6 +54,31 @@ def _signatures(module: str) -> dict:
 
 
 _SCALARS = {"long long": np.int64, "float": np.float32, "double": np.float64}
+# What CuPy passes for each argument type, and the PTX parameter types of that width.
+_PTX_TYPES = {np.int64: {"u64", "s64", "b64"}, np.uint64: {"u64", "b64"},
+              np.float32: {"f32"}, np.float64: {"f64"}}
+
+
+def _ptx_params(module: str, name: str) -> "list | None":
+    """The PTX parameter types of kernel ``name`` (sm_90), or None without CuPy's NVRTC."""
+    if _NVRTC_MISSING:
+        return None
+    entries = build(module, "90").entries
+    assert name in entries, f"no entry point {name} in the PTX of kernels/{module}.cu"
+    return entries[name]
+
+
+def _check_against_ptx(name: str, args: tuple, params: list) -> None:
+    """Each argument as CuPy would pass it (an array: its device pointer, 8 bytes; a NumPy
+    scalar: its bytes) against the width and kind of the PTX parameter it lands in."""
+    assert len(args) == len(params), f"{name}: {len(args)} arguments, the PTX takes {params}"
+    for i, (arg, param) in enumerate(zip(args, params)):
+        kind = np.uint64 if isinstance(arg, np.ndarray) else type(arg)
+        assert param in _PTX_TYPES.get(kind, ()), (
+            f"{name} argument {i}: {type(arg).__name__} passed where the PTX takes .{param}")
+
+
+_NVRTC_MISSING = unavailable()
 
 
 class _DeviceArray(np.ndarray):
@@ -125,9 +153,12 @@ class _Kernel:
         signatures = _signatures(module)
         assert name in signatures, f"no kernel {name} in kernels/{module}.cu"
         self.name, self.kinds = name, signatures[name]
+        self.params = _ptx_params(module, name)
 
     def __call__(self, grid: tuple, block: tuple, args: tuple) -> None:
         assert len(args) == len(self.kinds), f"{self.name}: {len(args)} arguments"
+        if self.params is not None:
+            _check_against_ptx(self.name, args, self.params)
         for i, (arg, kind) in enumerate(zip(args, self.kinds)):
             if kind == "pointer":
                 assert isinstance(arg, np.ndarray) or (type(arg) is np.uint64 and arg == 0), (
@@ -357,3 +388,18 @@ def test_one_pass_overrides_give_the_fused_routes_shapes(fake_gpu, wants):
     np.testing.assert_array_equal(grads[0], 2 * x)
     assert overrides._unit_multiply(None, _on_device(x)[:, ::2], _on_device(y)[:, ::2],
                                     list(wants), 1.0) is None
+
+
+@pytest.mark.skipif(_NVRTC_MISSING is not None, reason=str(_NVRTC_MISSING))
+def test_launch_arguments_are_checked_against_the_ptx():
+    params = _ptx_params("fused_sum", "gt_sum_grad_mul_f32")
+    x = _on_device(np.ones(4, np.float32))
+    null = np.uint64(0)
+    good = (x, x, np.int64(1), np.float32(1.0), np.int64(4), np.int64(1), x, null, x, x)
+    _check_against_ptx("gt_sum_grad_mul_f32", good, params)
+    for i, wrong in [(3, np.float64(1.0)), (2, np.int32(1)), (4, 4), (0, np.float32(0))]:
+        bad = good[:i] + (wrong,) + good[i + 1:]
+        with pytest.raises(AssertionError, match=f"argument {i}"):
+            _check_against_ptx("gt_sum_grad_mul_f32", bad, params)
+    with pytest.raises(AssertionError, match="9 arguments"):
+        _check_against_ptx("gt_sum_grad_mul_f32", good[:-1], params)

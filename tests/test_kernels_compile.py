@@ -60,7 +60,10 @@ def test_loader_source_is_self_contained(cu, tmp_path):
 
 # --- the scalar maps of gt_math.cuh, run on the host, against NumPy ---------------------------
 
-XS = [0.0, -0.0, -2.0, -0.5, 0.5, 1.0, 2.0, 3.7, math.nan, math.inf, -math.inf]
+# 1e-40 and -3e-39 are float32 subnormals, 5e-310 a float64 one (0 in float32): the host build
+# keeps subnormals, as NumPy does (on the GPU, CuPy's -ftz=true flushes float32 ones).
+XS = [0.0, -0.0, -2.0, -0.5, 0.5, 1.0, 2.0, 3.7, math.nan, math.inf, -math.inf,
+      1e-40, -3e-39, 5e-310]
 PS = [0.0, 1.0, 2.0, 3.0, -1.0, -2.0, 0.5, 2.5, 32.0, 33.0, -33.0]
 G = 1.5
 RTOL = {"float": 1e-6, "double": 1e-13}
@@ -123,6 +126,14 @@ HARNESS = """\
 
 #include "gt_math.cuh"
 
+// A double converted to T at run time: 5e-310 as a float is 0, a conversion the compiler
+// refuses in a constant.
+template <typename T>
+T narrow(double value) {
+    volatile double v = value;
+    return static_cast<T>(v);
+}
+
 template <class Map, typename T>
 T apply(T v0, T v1, T v2) {
     T a0 = T(-0.0), a1 = T(-0.0);
@@ -165,7 +176,7 @@ def _literal(value: float) -> str:
         return "T(NAN)"
     if math.isinf(value):
         return "T(INFINITY)" if value > 0 else "-T(INFINITY)"
-    return f"T({value!r})"
+    return f"narrow<T>({value!r})"
 
 
 def _harness() -> str:

@@ -76,7 +76,7 @@ def test_a_module_is_built_once_per_device(stub_cupy):
     first = loader.function("sum", "gt_sum_outer_f32", 0)
     assert loader.function("sum", "gt_sum_outer_f32", 0) is first
     assert [(device, options) for device, _, options in stub_cupy.built] == [
-        (0, ("--std=c++17",))]
+        (0, ("--std=c++17", "--fmad=false"))]
     assert stub_cupy.built[0][1] == loader.source("sum.cu")  # the headers expanded
     assert stub_cupy.lookups == [(0, "gt_sum_outer_f32")]
 

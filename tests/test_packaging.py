@@ -145,9 +145,46 @@ def test_wheel_metadata(repo_wheel):
     assert meta["Requires-Python"] == [">=3.10"]
     assert meta["Requires-Dist"][0].startswith("numpy")
     extras = set(meta["Provides-Extra"])
-    assert {"cuda12", "cuda13", "test", "bench", "dist"} <= extras
-    dists = " ".join(meta["Requires-Dist"])
-    assert "cupy-cuda12x" in dists and "cupy-cuda13x" in dists
+    assert {"cuda12", "cuda13", "test", "bench", "dist", "dist-cuda12", "dist-cuda13",
+            "gpu-check"} <= extras
     assert meta.get("License-Expression") == ["MIT"] or meta.get("License") == ["MIT"]
     assert any(c.startswith("Programming Language :: Python :: 3.13") for c in meta["Classifier"])
     assert meta.get("Project-URL")
+
+
+def _extra_requirements(meta: dict) -> dict:
+    """``{extra: [requirement without its marker]}`` from a wheel's Requires-Dist lines."""
+    found: dict = {}
+    for line in meta["Requires-Dist"]:
+        requirement, _, marker = line.partition(";")
+        if "extra ==" in marker:
+            extra = marker.split("extra ==")[1].strip().strip("'\"")
+            found.setdefault(extra, []).append(requirement.strip().replace(" ", ""))
+    return found
+
+
+def test_gpu_extras_bring_what_cupy_loads_at_run_time(repo_wheel):
+    """A machine with only the NVIDIA driver: CuPy needs NVRTC and the CUDA headers for every
+    kernel (its own included), cuBLAS and the rest for its routines (CuPy 14's ``ctk`` extra),
+    and NCCL's wheel, which CuPy 14 no longer bundles, for the NCCL backend."""
+    extras = _extra_requirements(_metadata(repo_wheel))
+    for major in ("12", "13"):
+        (cupy,) = extras[f"cuda{major}"]
+        assert cupy.startswith(f"cupy-cuda{major}x[ctk]"), cupy
+        assert ">=14" in cupy, f"{cupy}: CuPy 13 has no ctk extra"
+        dist = extras[f"dist-cuda{major}"]  # the build backend expands gputape[cudaN,dist]
+        assert cupy in dist and any(r.startswith("mpi4py") for r in dist), dist
+        assert any(r.startswith(f"nvidia-nccl-cu{major}") and ">=2" in r for r in dist), dist
+    check = extras["gpu-check"]
+    assert "cupy-cuda13x==14.2.0" in check, check  # pinned: reproducible warnings, registers
+    (toolkit,) = [r for r in check if r.startswith("cuda-toolkit")]
+    assert "nvrtc" in toolkit and "cudart" in toolkit and "==13." in toolkit, toolkit
+
+
+def test_make_test_installs_and_requires_the_nvrtc_check():
+    makefile = (REPO / "Makefile").read_text()
+    install = next(line for line in makefile.splitlines() if "pip install" in line
+                   and "-e '.[" in line)
+    assert "gpu-check" in install, install
+    test_rule = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "GPUTAPE_REQUIRE_NVRTC=1" in test_rule and "pytest" in test_rule, test_rule

@@ -13,10 +13,35 @@ import numpy as np
 
 from . import layout, loader
 
-__all__ = ["map_reduce", "kept_shape", "sum_with_grads"]
+__all__ = ["map_reduce", "kept_shape", "sum_with_grads", "map_reduce_names", "one_pass_names"]
 
 _THREADS = 256
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+
+
+def map_reduce_names(kernel: str) -> list:
+    """The entry points :func:`map_reduce` may launch for ``kernel`` (every launch shape and
+    dtype), the finishing sum of its module included."""
+    return [_reduce_name(kernel, inner, suffix) for inner in (True, False)
+            for suffix in _SUFFIX.values()] + [_finish_name(s) for s in _SUFFIX.values()]
+
+
+def one_pass_names(kernel: str) -> list:
+    """The entry points :func:`sum_with_grads` may launch for ``kernel`` of ``fused_sum``."""
+    return [_one_pass_name(kernel, s) for s in _SUFFIX.values()] + [
+        _finish_name(s) for s in _SUFFIX.values()]
+
+
+def _reduce_name(kernel: str, inner: bool, suffix: str) -> str:
+    return f"gt_{kernel}_{'inner' if inner else 'outer'}_{suffix}"
+
+
+def _one_pass_name(kernel: str, suffix: str) -> str:
+    return f"gt_{kernel}_{suffix}"
+
+
+def _finish_name(suffix: str) -> str:
+    return f"gt_finish_{suffix}"
 
 
 def kept_shape(full: tuple, shape: tuple, batch: int) -> tuple:
@@ -98,12 +123,12 @@ def sum_with_grads(kernel: str, x, other, writes: tuple, second_sum: bool = Fals
         blocks = max(1, min(loader.multiprocessors(device_id) * 8, -(-n // (_THREADS * 8))))
         parts = [cupy.empty(blocks, np.float64) for _ in range(2)]
         null = np.uint64(0)
-        loader.function("fused_sum", f"gt_{kernel}_{suffix}", device_id)(
+        loader.function("fused_sum", _one_pass_name(kernel, suffix), device_id)(
             (blocks,), (_THREADS,),
             (x, other, np.int64(step), dtype.type(scale), np.int64(n), np.int64(blocks),
              *(null if g is None else g for g in grads), *parts),
         )
-        finish = loader.function("fused_sum", f"gt_finish_{suffix}", device_id)
+        finish = loader.function("fused_sum", _finish_name(suffix), device_id)
         sums = []
         for part in parts[: 2 if second_sum else 1]:
             total = cupy.empty((), dtype)
@@ -152,12 +177,11 @@ def _run(module: str, kernel: str, suffix: str, device_id: int, plan, operands, 
     parts = [cupy.empty(splits * M, np.float64) for _ in outs] if splits > 1 else []
     out_args = [outs[0], outs[1] if len(outs) > 1 else null]
     part_args = [parts[0] if parts else null, parts[1] if len(parts) > 1 else null]
-    name = f"gt_{kernel}_{'inner' if inner else 'outer'}_{suffix}"
-    loader.function(module, name, device_id)(
+    loader.function(module, _reduce_name(kernel, inner, suffix), device_id)(
         (blocks,), (_THREADS,), (*args, *shape_args, *out_args, *part_args)
     )
     if parts:
-        finish = loader.function(module, f"gt_finish_{suffix}", device_id)
+        finish = loader.function(module, _finish_name(suffix), device_id)
         grid = (max(1, min(-(-M // _THREADS), sms * 64)),)
         for part, out in zip(parts, outs):
             finish(grid, (_THREADS,), (part, np.int64(splits), np.int64(M), out))

@@ -14,7 +14,13 @@ from pathlib import Path
 
 from ..errors import DeviceError
 
-__all__ = ["kernel_dir", "source", "function", "multiprocessors"]
+__all__ = ["OPTIONS", "kernel_dir", "source", "function", "multiprocessors"]
+
+# What ``cupy.RawModule`` is given besides the source; CuPy adds its own options (include
+# folders, ``-ftz=true``, the GPU's architecture). ``--fmad=false`` keeps NVRTC from contracting
+# a product and a sum into one fused multiply-add, so each product is rounded in the tensor's
+# type, as the generic (one CuPy kernel per op) path rounds it.
+OPTIONS = ("--std=c++17", "--fmad=false")
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.MULTILINE)
 _PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\s*$", re.MULTILINE)
@@ -70,7 +76,7 @@ def _module(module: str, device_id: int):
     key = (module, device_id)
     if key not in _modules:
         with cupy.cuda.Device(device_id):
-            _modules[key] = cupy.RawModule(code=source(f"{module}.cu"), options=("--std=c++17",))
+            _modules[key] = cupy.RawModule(code=source(f"{module}.cu"), options=OPTIONS)
     return _modules[key]
 
 

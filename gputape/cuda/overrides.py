@@ -11,9 +11,9 @@ import numpy as np
 
 from ..ops import fused, reduction
 from ..registry import REGISTRY, register_override
-from .launch import map_reduce, sum_with_grads
+from .launch import map_reduce, map_reduce_names, one_pass_names, sum_with_grads
 
-__all__ = ["install"]
+__all__ = ["install", "entry_points"]
 
 
 def _fused(module: str, kernel: str, generic, outputs: int = 1):
@@ -78,20 +78,45 @@ def _unit_pow(xp, x, p, wants, scale):
     return None if done is None else (done[0], [done[1][0], done[2]])
 
 
-_UNIT_FORWARDS = {"multiply": _unit_multiply, "square": _unit_square, "pow": _unit_pow}
+# What install() registers, and so every kernel a GPU run can ask the loader for.
+# Gradient primitives computed by a map-reduce kernel: (primitive, module, kernel, outputs).
+_GRADIENT_MAPS = (
+    ("mul_grad", "multiply_grad", "mul", 1),
+    ("mul_grad_pair", "multiply_grad", "mul_pair", 2),
+    ("square_grad", "multiply_grad", "square_grad", 1),
+    ("pow_grad_x", "power_grad", "pow_grad_x", 1),
+    ("pow_grad_p", "power_grad", "pow_grad_p", 1),
+)
+# Pattern sums reduce_sum(f(...)) of kernels/fused_sum.cu: (primitive f, map-reduce kernel,
+# one-pass forward with gradients, the one-pass kernels that forward launches).
+_PATTERN_SUMS = (
+    ("multiply", "sum_product", _unit_multiply, ("sum_grad_mul",)),
+    ("pow", "sum_power", _unit_pow, ("sum_grad_pow", "sum_grad_pow_p")),
+    ("square", "sum_square", _unit_square, ("sum_grad_square",)),
+)
 
 
 def install() -> None:
     """Register every kernel override for ``"cupy"`` (imports nothing from CuPy)."""
     register_override("sum_to", "cupy", _sum_to)
     register_override("reduce_sum", "cupy", _reduce_sum)
-    for name, module, kernel in [("mul_grad", "multiply_grad", "mul"),
-                                 ("square_grad", "multiply_grad", "square_grad"),
-                                 ("pow_grad_x", "power_grad", "pow_grad_x"),
-                                 ("pow_grad_p", "power_grad", "pow_grad_p")]:
-        register_override(name, "cupy", _fused(module, kernel, REGISTRY[name].forward))
-    register_override("mul_grad_pair", "cupy",
-                      _fused("multiply_grad", "mul_pair", REGISTRY["mul_grad_pair"].forward, 2))
-    for name, kernel in [("multiply", "sum_product"), ("pow", "sum_power"),
-                         ("square", "sum_square")]:
-        fused.register_pattern_sum(name, "cupy", _pattern(kernel, name), _UNIT_FORWARDS[name])
+    for name, module, kernel, outputs in _GRADIENT_MAPS:
+        register_override(name, "cupy", _fused(module, kernel, REGISTRY[name].forward, outputs))
+    for name, kernel, unit_forward, _ in _PATTERN_SUMS:
+        fused.register_pattern_sum(name, "cupy", _pattern(kernel, name), unit_forward)
+
+
+def entry_points() -> dict:
+    """``{module: set of kernel names}``: every kernel the registered overrides can launch.
+
+    >>> sorted(entry_points()["sum"])[:2]
+    ['gt_finish_f32', 'gt_finish_f64']
+    """
+    names: dict = {"sum": set(map_reduce_names("sum"))}
+    for _, module, kernel, _ in _GRADIENT_MAPS:
+        names.setdefault(module, set()).update(map_reduce_names(kernel))
+    for _, kernel, _, one_pass in _PATTERN_SUMS:
+        names.setdefault("fused_sum", set()).update(map_reduce_names(kernel))
+        for name in one_pass:
+            names["fused_sum"].update(one_pass_names(name))
+    return names
