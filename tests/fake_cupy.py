@@ -20,7 +20,10 @@ import types
 
 import numpy as np
 
-UNIQUE_ID = tuple((i * 37) % 256 - 128 for i in range(128))  # chars, negative ones included
+# NCCL's unique id as CuPy gives and takes it: bytes from CuPy 14 on, a tuple of C chars before
+# (negative ones included where char is signed).
+UNIQUE_ID = bytes((i * 37) % 256 for i in range(128))
+UNIQUE_ID_CUPY13 = tuple(int(v) for v in np.frombuffer(UNIQUE_ID, np.int8))
 # The values of NCCL's ncclDataType_t and ncclRedOp_t, as cupy.cuda.nccl exports them.
 NCCL_CONSTANTS = {
     "NCCL_INT8": 0, "NCCL_CHAR": 0, "NCCL_UINT8": 1, "NCCL_INT32": 2, "NCCL_INT": 2,
@@ -32,12 +35,15 @@ NCCL_DTYPES = {0: np.int8, 1: np.uint8, 2: np.int32, 3: np.uint32, 4: np.int64, 
                6: np.float16, 7: np.float32, 8: np.float64}
 
 
-def build(devices: int = 2) -> types.ModuleType:
-    """A fresh fake ``cupy`` module with ``devices`` GPUs; ``cupy.log`` records the calls."""
+def build(devices: int = 2, version: str = "14.2.0") -> types.ModuleType:
+    """A fresh fake ``cupy`` module with ``devices`` GPUs; ``cupy.log`` records the calls.
+    ``version`` picks the NCCL unique id's type (CuPy 13: a tuple; 14: bytes)."""
     state = types.SimpleNamespace(stack=[], base=0, allocations=[], log=[])
     cupy = types.ModuleType("cupy")
     cupy.__spec__ = importlib.machinery.ModuleSpec("cupy", None)
+    cupy.__version__ = version
     cupy.log = state.log
+    id_is_bytes = int(version.split(".")[0]) >= 14
 
     def current() -> int:
         return state.stack[-1] if state.stack else state.base
@@ -164,9 +170,13 @@ def build(devices: int = 2) -> types.ModuleType:
         raise AssertionError(f"pointer {ptr:#x} ({count} x {dtype}) is in no live allocation")
 
     class NcclCommunicator:
-        def __init__(self, ndev: int, comm_id: tuple, rank: int) -> None:
+        def __init__(self, ndev: int, comm_id, rank: int) -> None:
             assert type(ndev) is int and type(rank) is int and 0 <= rank < ndev, (ndev, rank)
-            assert isinstance(comm_id, tuple) and len(comm_id) == 128, comm_id
+            wanted = bytes if id_is_bytes else tuple
+            if type(comm_id) is not wanted:  # CuPy's own message
+                raise TypeError(f"Argument 'commId' has incorrect type (expected "
+                                f"{wanted.__name__}, got {type(comm_id).__name__})")
+            assert len(comm_id) == 128, comm_id
             self.rank, self.device = rank, current()
             state.log.append(("NcclCommunicator", {"ndev": ndev, "comm_id": comm_id,
                                                    "rank": rank, "current": current()}))
@@ -190,9 +200,9 @@ def build(devices: int = 2) -> types.ModuleType:
                 values = memory(buff, count, datatype, self.device)
                 values[:] = nccl.peer(values)
 
-    def get_unique_id() -> tuple:
+    def get_unique_id():
         state.log.append(("get_unique_id", {"current": current()}))
-        return UNIQUE_ID
+        return UNIQUE_ID if id_is_bytes else UNIQUE_ID_CUPY13
 
     nccl = types.ModuleType("cupy.cuda.nccl")
     nccl.available = True

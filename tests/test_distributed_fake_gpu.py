@@ -47,17 +47,20 @@ class _Peer(SingleProcess):
         return array if root == self.rank else np.array(self.from_root, array.dtype)
 
 
-@pytest.fixture
-def cupy(monkeypatch):
-    """The fake CuPy in place of CuPy, gputape seeing its two GPUs, and this process started
-    as rank 1 of 2 (its MPI communicator the stand-in peer)."""
-    fake = fake_cupy.build(devices=2)
+@pytest.fixture(params=["14.2.0"])
+def cupy(monkeypatch, request):
+    """The fake CuPy (14 unless a test parametrizes ``cupy`` indirectly) in place of CuPy,
+    gputape seeing its two GPUs, and this process started as rank 1 of 2 (its MPI
+    communicator the stand-in peer, whose broadcast brings rank 0's unique id)."""
+    fake = fake_cupy.build(devices=2, version=request.param)
     for name, module in fake_cupy.modules(fake).items():
         monkeypatch.setitem(sys.modules, name, module)
     device_module = importlib.import_module("gputape.device")
     monkeypatch.setattr(device_module, "_CUPY_STATE", {"module": fake})
     monkeypatch.setattr(device_module, "_RESOLVED_DEFAULT", {})
-    peer = _Peer(RANK, from_root=np.array(fake_cupy.UNIQUE_ID, np.int16))
+    made_by_root = (fake_cupy.UNIQUE_ID if request.param.startswith("14")
+                    else fake_cupy.UNIQUE_ID_CUPY13)
+    peer = _Peer(RANK, from_root=np.array(list(made_by_root), np.int16))
     monkeypatch.setattr(dist, "_communicators", {"mpi": peer})
     monkeypatch.setenv("PMI_RANK", str(RANK))  # as if started by mpiexec
     monkeypatch.delenv("GPUTAPE_DIST_BACKEND", raising=False)
@@ -89,6 +92,7 @@ def test_nccl_allreduce_runs_on_the_arrays_gpu_with_cupys_arguments(cupy):
 
     (made,) = fake_cupy.events(cupy, "NcclCommunicator")
     assert made == {"ndev": 2, "comm_id": fake_cupy.UNIQUE_ID, "rank": RANK, "current": GPU}
+    assert type(made["comm_id"]) is bytes  # CuPy 14 refuses a tuple
     assert fake_cupy.events(cupy, "get_unique_id") == []  # rank 0 makes the id
     (call,) = fake_cupy.events(cupy, "allReduce")  # one bucket of 5 elements
     assert call["count"] == 5 and call["datatype"] == NCCL["NCCL_FLOAT32"]
@@ -141,6 +145,7 @@ def test_each_nccl_collective_makes_its_arrays_gpu_current_itself(cupy):
     assert [c["current"] for c in calls] == [GPU, GPU]
 
 
+@pytest.mark.parametrize("cupy", ["14.2.0", "13.6.0"], indirect=True)
 def test_rank_zero_makes_the_unique_id_and_sends_it(cupy, monkeypatch):
     peer = _Peer(0)
     monkeypatch.setattr(dist, "_communicators", {"mpi": peer})
@@ -148,8 +153,19 @@ def test_rank_zero_makes_the_unique_id_and_sends_it(cupy, monkeypatch):
     comm.broadcast([_on_gpu(cupy, [1.0])], root=0)
     assert len(fake_cupy.events(cupy, "get_unique_id")) == 1
     (made,) = fake_cupy.events(cupy, "NcclCommunicator")
-    assert made["comm_id"] == fake_cupy.UNIQUE_ID and made["rank"] == 0
+    assert made["comm_id"] == cupy.cuda.nccl.get_unique_id() and made["rank"] == 0
     assert made["current"] == GPU
+
+
+@pytest.mark.parametrize("cupy", ["14.2.0", "13.6.0"], indirect=True)
+def test_the_unique_id_reaches_other_ranks_as_their_cupy_takes_it(cupy):
+    """CuPy 14's NcclCommunicator takes the id as bytes, CuPy 13's as a tuple of chars; the
+    id travels over MPI in between (here: the stand-in peer's broadcast from rank 0)."""
+    dist.allreduce([Tensor._wrap(_on_gpu(cupy, [1.0]))])
+    (made,) = fake_cupy.events(cupy, "NcclCommunicator")
+    want = fake_cupy.UNIQUE_ID if cupy.__version__.startswith("14") else (
+        fake_cupy.UNIQUE_ID_CUPY13)
+    assert made["comm_id"] == want and type(made["comm_id"]) is type(want)
 
 
 def test_nccl_refuses_a_type_it_cannot_sum(cupy):

@@ -28,6 +28,14 @@ _NCCL_TYPES = {
 }
 
 
+def _unique_id(numbers: np.ndarray, cupy_version: str):
+    """NCCL's unique id as this CuPy's NcclCommunicator takes it: ``bytes`` from CuPy 14 on,
+    a tuple of C chars before (as its ``get_unique_id`` returns them)."""
+    if int(cupy_version.split(".")[0]) >= 14:
+        return numbers.astype(np.uint8).tobytes()
+    return tuple(int(v) for v in numbers)
+
+
 def nccl_available() -> bool:
     """True when CuPy was built with NCCL and sees a GPU."""
     try:
@@ -65,8 +73,9 @@ class NCCLCommunicator(Communicator):
     def __init__(self, mpi: "MPICommunicator | None" = None, device: "int | None" = None) -> None:
         if not nccl_available():
             raise DistributedError(
-                "gputape.distributed: the NCCL backend needs CuPy with NCCL and a GPU; hint: "
-                "install cupy-cuda13x (or cuda12x) on a GPU machine, or use backend='mpi'"
+                "gputape.distributed: the NCCL backend needs CuPy, NCCL and a GPU; hint: "
+                "pip install 'gputape[dist-cuda13]' (or dist-cuda12: CuPy 14 loads NCCL from "
+                "NVIDIA's nvidia-nccl-cu13/cu12 wheel), or use backend='mpi'"
             )
         from cupy.cuda import nccl
 
@@ -88,14 +97,15 @@ class NCCLCommunicator(Communicator):
         if self._comm is None:
             import cupy
 
-            # The unique id travels over MPI (signed or unsigned chars: int16 holds both).
+            # The unique id travels over MPI as 128 numbers (bytes, or chars of either
+            # signedness: int16 holds them all).
             uid = np.zeros(128, np.int16)
             if self.rank == 0:
-                uid = np.array(self._nccl.get_unique_id(), np.int16)
+                uid = np.array(list(self._nccl.get_unique_id()), np.int16)
             uid = self._mpi._broadcast(uid, 0)
             with cupy.cuda.Device(self.device):
                 self._comm = self._nccl.NcclCommunicator(
-                    self.size, tuple(int(v) for v in uid), self.rank)
+                    self.size, _unique_id(uid, cupy.__version__), self.rank)
         return self._comm
 
     def _type(self, array, what: str) -> "tuple[int, int]":
