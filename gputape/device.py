@@ -282,6 +282,12 @@ def move(array, dev: Device):
             return array
         return array.get()
     cupy = _require_cupy()
+    if isinstance(array, cupy.ndarray) and array.device.id != dev.index and not (
+            array.flags.c_contiguous):
+        # CuPy copies between GPUs only from contiguous memory (NotImplementedError for a
+        # strided or broadcast view): make it contiguous on its own GPU first.
+        with array.device:
+            array = cupy.ascontiguousarray(array)
     with cupy.cuda.Device(dev.index):
         return cupy.asarray(array)
 

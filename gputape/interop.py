@@ -91,8 +91,14 @@ def export_dlpack(array, stream=None, max_version=None, dl_device=None, copy=Non
 
     Keywords are passed on only when given, and array libraries older than DLPack 1.0 (NumPy
     < 2.1, CuPy < 14), whose ``__dlpack__`` takes ``stream`` alone, still work: ``copy=True``
-    copies first and a ``dl_device`` other than the array's raises ``BufferError``.
+    copies first and a ``dl_device`` other than the array's raises ``BufferError``. A GPU
+    array asked for a copy on its own device is copied here, on its GPU, then exported (CuPy's
+    ``__dlpack__`` copies only to the host).
     """
+    if copy and not isinstance(array, np.ndarray) and (
+            dl_device is None or tuple(map(int, dl_device)) == _device_pair(array)):
+        # CuPy copies only to the host on export (BufferError otherwise): copy on the GPU.
+        array, copy = _copy(array), None
     keywords = {name: value for name, value in
                 (("max_version", max_version), ("dl_device", dl_device), ("copy", copy))
                 if value is not None}

@@ -5,7 +5,9 @@ It keeps CuPy's rules that matter for several GPUs per machine: new arrays (``em
 ``empty_like``, ``asarray``, ``concatenate``, ``ndarray.copy``) land on the *current* device;
 work on an array (a kernel: ``concatenate``, a non-contiguous ``ascontiguousarray``, ``/=``)
 raises unless its device is current, as CuPy does; ``get_current_stream`` is the current
-device's stream; implicit conversion to NumPy raises. NCCL calls take raw pointers, which are
+device's stream; implicit conversion to NumPy raises; a copy between devices needs contiguous
+memory; ``flags`` has no ``writeable``; NCCL's unique id is ``bytes`` (CuPy 14; a tuple with
+``version="13..."``). NCCL calls take raw pointers, which are
 looked up among the live fake allocations (a wrong pointer or size fails the test, it does not
 read stray memory), and every call is recorded in ``module.log`` with the device current then.
 
@@ -102,7 +104,10 @@ def build(devices: int = 2, version: str = "14.2.0") -> types.ModuleType:
         size = property(lambda self: self._values.size)
         nbytes = property(lambda self: self._values.nbytes)
         ndim = property(lambda self: self._values.ndim)
-        flags = property(lambda self: self._values.flags)
+        # CuPy's flags: contiguity and ownership, no ``writeable``
+        flags = property(lambda self: types.SimpleNamespace(
+            c_contiguous=self._values.flags.c_contiguous,
+            f_contiguous=self._values.flags.f_contiguous, owndata=self._values.flags.owndata))
         device = property(lambda self: Device(self._device))
 
         @property
@@ -137,6 +142,9 @@ def build(devices: int = 2, version: str = "14.2.0") -> types.ModuleType:
         if isinstance(values, ndarray):
             if values.device.id == current():
                 return values
+            if not values.flags.c_contiguous:  # as CuPy's copy between devices
+                raise NotImplementedError(
+                    "peer copy of a non-contiguous array (fake CuPy, as CuPy)")
             return allocate(values._values, current())
         return allocate(np.asarray(values), current())
 

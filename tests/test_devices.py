@@ -443,6 +443,31 @@ def test_mixing_two_gpus_raises():
     assert (a + b.to("gpu:0")).device == "gpu:0"
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(len(GPUS) < 2, reason="needs two CUDA GPUs: fewer are listed")
+def test_strided_and_broadcast_views_move_between_gpus():
+    base = np.arange(12.0).reshape(3, 4)
+    x = gt.constant(base, device="gpu:1")
+    views = {"strided": x[:, ::2], "broadcast": gt.broadcast_to(x[0], (2, 4)),
+             "transposed": gt.transpose(x)}
+    for name, view in views.items():
+        moved = view.to("gpu:0")
+        assert moved.device == "gpu:0" and moved._data.device.id == 0, name
+        np.testing.assert_array_equal(moved.numpy(), view.numpy(), err_msg=name)
+
+
+@requires_gpu
+def test_out_of_range_index_lists_raise_on_the_gpu():
+    """CuPy wraps such indices around; gputape checks them first, as on the CPU."""
+    x = gt.constant([1.0, 2.0, 3.0], device="gpu:0")
+    for index in ([0, 5], np.array([-4]), gt.constant([3], device="gpu:0")):
+        with pytest.raises(gt.IndexOutOfRangeError, match="out of range"):
+            x[index]
+    with pytest.raises(gt.IndexOutOfRangeError, match="gather"):
+        gt.gather(x, gt.constant([0, 3], device="gpu:0"))
+    np.testing.assert_array_equal(x[[2, -3]].numpy(), [3.0, 1.0])
+
+
 # -- a GPU the driver lists but CuPy cannot use ------------------------------------------------
 
 

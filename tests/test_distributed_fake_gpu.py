@@ -273,3 +273,24 @@ def test_cuda_aware_mpi_gets_buffers_on_the_arrays_gpu_after_its_stream(cupy):
     assert sync["stream"] == cupy.streams[GPU].ptr
     (call,) = fake_cupy.events(cupy, "Iallreduce")
     assert call["send"].device.id == GPU and call["out"].device.id == GPU
+
+
+# -- moving tensors between GPUs -------------------------------------------------------------
+
+
+def test_to_another_gpu_copies_strided_and_broadcast_views(cupy):
+    """CuPy copies between GPUs only from contiguous memory (NotImplementedError otherwise):
+    a view is made contiguous on its own GPU first."""
+    base = np.arange(12.0).reshape(3, 4)
+    views = {"strided": _on_gpu(cupy, base)[:, ::2],
+             "broadcast": cupy.ndarray(np.broadcast_to(base[0], (2, 4)), GPU)}
+    with pytest.raises(NotImplementedError):  # what the stand-in does, as CuPy
+        with cupy.cuda.Device(0):
+            cupy.asarray(views["strided"])
+    for name, view in views.items():
+        moved = Tensor._wrap(view).to("gpu:0")
+        assert moved.device == gt.Device("gpu:0"), name
+        assert moved._data.device.id == 0 and moved._data.flags.c_contiguous, name
+        np.testing.assert_array_equal(moved._data.get(), view._values, err_msg=name)
+    contiguous = _on_gpu(cupy, base)
+    assert Tensor._wrap(contiguous).to(f"gpu:{GPU}")._data is contiguous  # no copy

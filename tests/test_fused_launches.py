@@ -61,8 +61,67 @@ class _Device:
         return False
 
 
+def _real_cupy():
+    """CuPy's Python layer where installed (it imports without a GPU), to ask what it has."""
+    try:
+        import cupy
+
+        return cupy if hasattr(cupy, "RawModule") else None
+    except Exception:  # noqa: BLE001 - not installed, or broken: use NumPy's names
+        return None
+
+
+_CUPY = _real_cupy()
+
+
+def _cupy_lacks(func) -> bool:
+    """True when CuPy has no function of ``func``'s name (``numpy.linalg.x``: cupy.linalg.x),
+    so that its ``__array_function__`` returns NotImplemented and NumPy raises TypeError.
+    Without CuPy installed, every NumPy function passes."""
+    if _CUPY is None:
+        return False
+    module = _CUPY
+    for part in func.__module__.split(".")[1:]:
+        module = getattr(module, part, None)
+        if module is None:
+            return True
+    return not hasattr(module, func.__name__)
+
+
+def _wrap_indices(host: np.ndarray, key):
+    """``key`` with its integer index arrays taken modulo the size of the dimension each
+    indexes: CuPy wraps out-of-range integer array indices around instead of raising."""
+    items = key if isinstance(key, tuple) else (key,)
+    if not any(isinstance(k, np.ndarray) and k.dtype.kind in "iu" for k in items):
+        return key
+    used = sum(k.ndim if isinstance(k, np.ndarray) and k.dtype.kind == "b" else 1
+               for k in items if k is not None and k is not Ellipsis)
+    out, dim = [], 0
+    for k in items:
+        if k is Ellipsis:
+            dim += host.ndim - used
+        elif isinstance(k, np.ndarray) and k.dtype.kind in "iu":
+            k = np.mod(k, host.shape[dim]) if host.shape[dim] else k
+            dim += 1
+        elif k is not None:
+            dim += k.ndim if isinstance(k, np.ndarray) else 1
+        out.append(k)
+    return tuple(out)
+
+
+class _Flags:
+    """CuPy's ``ndarray.flags``: the contiguity and ownership, no ``writeable``."""
+
+    def __init__(self, host: np.ndarray) -> None:
+        self.c_contiguous = host.flags.c_contiguous
+        self.f_contiguous = host.flags.f_contiguous
+        self.owndata = host.flags.owndata
+
+
 class _FakeArray:
-    """A GPU array as gputape sees one: NumPy inside, no implicit conversion to the host."""
+    """A GPU array as gputape sees one: NumPy inside, and CuPy's ways where they differ from
+    NumPy's: no implicit conversion to the host, out-of-range integer index arrays wrapped
+    around, ``flags`` without ``writeable``, NumPy functions CuPy lacks refused."""
 
     __module__ = "cupy"  # how gputape tells a CuPy array from another value
     __array_priority__ = 1000
@@ -79,7 +138,7 @@ class _FakeArray:
     ndim = property(lambda self: self.host.ndim)
     size = property(lambda self: self.host.size)
     nbytes = property(lambda self: self.host.nbytes)
-    flags = property(lambda self: self.host.flags)
+    flags = property(lambda self: _Flags(self.host))
     T = property(lambda self: _FakeArray(self.host.T))
 
     def get(self) -> np.ndarray:
@@ -97,10 +156,12 @@ class _FakeArray:
         return _wrap(getattr(ufunc, method)(*_unwrap(inputs), **kwargs))
 
     def __array_function__(self, func, types, args, kwargs):
+        if _cupy_lacks(func):
+            return NotImplemented
         return _wrap(func(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
 
     def __getitem__(self, key):
-        key = _unwrap(key)
+        key = _wrap_indices(self.host, _unwrap(key))
         out = self.host[key]
         if isinstance(out, np.generic):  # NumPy gives a copy of one element, CuPy a 0-d view
             out = self.host[(key if isinstance(key, tuple) else (key,)) + (Ellipsis,)]
@@ -297,3 +358,34 @@ def test_every_override_is_registered_for_cupy():
         unit = {"multiply": overrides._unit_multiply, "square": overrides._unit_square,
                 "pow": overrides._unit_pow}[name]
         assert fused._UNIT_FORWARDS[(name, "cupy")] is unit
+
+
+def test_the_stand_in_indexes_as_cupy_does():
+    """Out-of-range integer index arrays wrap around (CuPy), scalars still raise; flags have
+    no ``writeable``; a NumPy function CuPy lacks is refused (where CuPy is installed)."""
+    a = _FakeArray(np.arange(12.0).reshape(3, 4))
+    np.testing.assert_array_equal(a[np.array([0, 5])].host, a.host[[0, 2]])
+    np.testing.assert_array_equal(a[..., np.array([-5, 4])].host, a.host[:, [3, 0]])
+    np.testing.assert_array_equal(a[None, 1, np.array([6])].host, a.host[None, 1, [2]])
+    with pytest.raises(IndexError):
+        a[3]
+    assert not hasattr(a.flags, "writeable") and a.flags.c_contiguous
+    if _CUPY is not None:
+        assert _cupy_lacks(np.busday_count) and not _cupy_lacks(np.linalg.norm)
+        with pytest.raises(TypeError):
+            np.busday_count(a, a)
+
+
+def test_out_of_range_index_arrays_raise_on_a_gpu(gpu_stand_in):
+    """Checked before the indices move to the GPU, where CuPy would wrap them around."""
+    x = gt.constant([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert type(x._data) is _FakeArray
+    bad = [lambda: x[[0, 2]], lambda: x[:, [0, 3]], lambda: x[..., np.array([-4])],
+           lambda: x[gt.constant([0, 5])], lambda: x[1, gt.constant([3])],
+           lambda: gt.gather(x, [0, 2]), lambda: gt.gather(x, gt.constant([-3]))]
+    for index in bad:
+        with pytest.raises(gt.errors.IndexOutOfRangeError, match="out of range"):
+            index()
+    np.testing.assert_array_equal(host(x[[1, -2]]), [[4.0, 5.0, 6.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(host(x[:, gt.constant([2, -3])]), [[3.0, 1.0], [6.0, 4.0]])
+    np.testing.assert_array_equal(host(gt.gather(x, gt.constant([1]), axis=0)), [[4, 5, 6]])

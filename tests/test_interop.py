@@ -184,6 +184,56 @@ def test_export_passes_keywords_to_current_arrays():
     assert shares(_consume(lambda: export_dlpack(a, max_version=(1, 0), copy=False)), a)
 
 
+class _CupyLikeArray:
+    """What gputape reads of a CuPy 14 array on GPU 1 for an export: ``__dlpack__`` refuses
+    ``copy=True`` unless the copy goes to the host (as CuPy does), ``copy()`` lands on the
+    current device (hence ``device``, a context manager making the array's GPU current)."""
+
+    def __init__(self, values: np.ndarray, device_id: int = 1) -> None:
+        self.values, self.device_id, self.log = values, device_id, []
+        self.current = [0]
+
+    @property
+    def device(self):
+        array = self
+
+        class Device:
+            def __enter__(self):
+                array.current.append(array.device_id)
+
+            def __exit__(self, *exc):
+                array.current.pop()
+
+        return Device()
+
+    def __dlpack_device__(self):
+        return (2, self.device_id)
+
+    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
+        self.log.append({"copy": copy, "dl_device": dl_device})
+        to_host = dl_device is not None and tuple(dl_device) == (1, 0)
+        if copy and not to_host:
+            raise BufferError("copy=True is only supported for copying to the host")
+        return self.values.__dlpack__()
+
+    def copy(self):
+        copied = _CupyLikeArray(self.values.copy(), self.current[-1])
+        self.log.append({"copied_on": self.current[-1]})
+        return copied
+
+
+def test_export_copy_of_a_gpu_array_copies_on_its_gpu_first():
+    a = _CupyLikeArray(np.arange(3.0))
+    export_dlpack(a, max_version=(1, 0), copy=True)
+    assert a.log == [{"copied_on": 1}]  # the copy made, on GPU 1, before the export
+    export_dlpack(a, max_version=(1, 0), dl_device=(2, 1), copy=True)
+    assert a.log[-1] == {"copied_on": 1}
+    export_dlpack(a, max_version=(1, 0), dl_device=(1, 0), copy=True)  # CuPy copies to host
+    assert a.log[-1] == {"copy": True, "dl_device": (1, 0)}
+    export_dlpack(a, max_version=(1, 0), copy=False)
+    assert a.log[-1] == {"copy": False, "dl_device": None}
+
+
 # -- CPU: PyTorch ----------------------------------------------------------------------------
 
 
@@ -212,6 +262,18 @@ def test_cupy_round_trip_shares_memory(dtype):
     back = cupy.from_dlpack(x)
     assert back.data.ptr == a.data.ptr
     np.testing.assert_array_equal(host(x), cupy.asnumpy(a))
+
+
+@requires_gpu
+def test_cupy_export_with_copy_true():
+    """CuPy's own __dlpack__ copies only to the host: gputape copies on the GPU first."""
+    cupy = cupy_or_none()
+    x = gt.constant([[1.0, 2.0], [3.0, 4.0]], device="gpu:0")
+    copied = cupy.from_dlpack(x, copy=True)
+    assert copied.data.ptr != x._data.data.ptr
+    np.testing.assert_array_equal(cupy.asnumpy(copied), [[1.0, 2.0], [3.0, 4.0]])
+    on_host = np.from_dlpack(x, device="cpu", copy=True)
+    np.testing.assert_array_equal(on_host, [[1.0, 2.0], [3.0, 4.0]])
 
 
 @requires_gpu

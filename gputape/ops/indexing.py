@@ -6,6 +6,9 @@ import numbers
 
 import numpy as np
 
+from .. import device
+from ..device import _CPU as CPU
+from ..device import namespace_of
 from ..dispatch import apply
 from ..errors import ArgumentError, ArgumentTypeError, IndexOutOfRangeError
 from ..registry import defvjp, primitive
@@ -92,14 +95,13 @@ def gather(params, indices, axis=0, batch_dims=0):
             f"gather: indices must be integers, got dtype {ids.dtype} (shape {ids.shape}); "
             f"hint: gt.cast(indices, gt.int32)"
         )
-    host = ids._data if isinstance(ids, Tensor) else ids
+    array = ids._data if isinstance(ids, Tensor) else ids
     size = x.shape[axis]
-    if type(host) is np.ndarray and host.size and (host.min() < -size or host.max() >= size):
-        # Host indices only: checking device indices would wait for the GPU.
-        bad = host[(host < -size) | (host >= size)].flat[0]
+    bad = _out_of_range(array, size)
+    if bad is not None:
         raise IndexOutOfRangeError(
             f"gather: index {bad} is out of range for axis {axis} of size {size} (params shape "
-            f"{x.shape}, indices shape {host.shape}); hint: valid indices are "
+            f"{x.shape}, indices shape {array.shape}); hint: valid indices are "
             f"{-size}..{size - 1}"
         )
     return getitem(x, (slice(None),) * axis + (ids,))
@@ -151,12 +153,24 @@ def _normalize_index(x: Tensor, index) -> tuple:
                 f"getitem: index arrays must hold integers or bools, got dtype {array.dtype} "
                 f"(shape {array.shape}); hint: gt.cast(index, gt.int32)"
             )
-        if array.ndim == 0:
-            out.append(int(array))
-        else:
-            out.append(move(array, x.device))
+        out.append(int(array) if array.ndim == 0 else array)
+    # Checked before the index arrays move to x's device: CuPy wraps out-of-range integer
+    # indices around instead of raising (a silent wrong value).
     _check_bounds(x, out)
-    return tuple(out)
+    return tuple(move(k, x.device) if _is_array(k) else k for k in out)
+
+
+def _out_of_range(indices, size: int):
+    """The first index of ``indices`` outside ``-size..size-1``, or None. A GPU array's range
+    is read back (one small copy that waits for the GPU): CuPy would wrap such an index."""
+    if indices.size == 0:
+        return None
+    xp = namespace_of(indices)
+    low, high = (int(v) for v in device.move(xp.stack([indices.min(), indices.max()]), CPU))
+    if low >= -size and high < size:
+        return None
+    host = indices if type(indices) is np.ndarray else indices.get()
+    return host[(host < -size) | (host >= size)].flat[0]
 
 
 def _dims_used(key) -> int:
@@ -214,10 +228,10 @@ def _check_bounds(x: Tensor, keys: list) -> None:
                     f"getitem: index {key} is out of range for dimension {dim} of size {size} "
                     f"(shape {x.shape}); hint: valid indices are {-size}..{size - 1}"
                 )
-        elif type(key) is np.ndarray and key.size:  # device arrays: NumPy/CuPy decide
+        elif _is_array(key):
             size = x.shape[dim]
-            if key.min() < -size or key.max() >= size:
-                bad = key[(key < -size) | (key >= size)].flat[0]
+            bad = _out_of_range(key, size)
+            if bad is not None:
                 raise IndexOutOfRangeError(
                     f"getitem: index {bad} is out of range for dimension {dim} of size {size} "
                     f"(shape {x.shape}, index array shape {key.shape}); hint: valid indices are "
