@@ -23,7 +23,7 @@ import gputape as gt
 from .memory import peak_bytes
 from .peers import PEERS, installed, requested, time_peer
 from .report import compare, format_table, plot
-from .timing import copy_ceiling, cpu_ceiling_bytes, measure
+from .timing import copy_ceiling, cpu_ceiling_bytes, gpu_name, measure
 from .workloads import SIZES, WORKLOADS
 
 
@@ -312,8 +312,7 @@ def _meta(has_gpu: bool, devices: "list[str] | None" = None) -> dict:
         runtime = cupy.cuda.runtime
         gpus = [d for d in devices if d.startswith("gpu")]
         for device in gpus or ["gpu:0"]:
-            name = runtime.getDeviceProperties(int(device.partition(":")[2]))["name"]
-            name = name.decode() if isinstance(name, bytes) else name
+            name = gpu_name(int(device.partition(":")[2]))
             meta["gpu"] = name if meta["gpu"] == "no GPU found" else meta["gpu"]
             if device in gpus:
                 meta["devices"][device] = name

@@ -58,16 +58,39 @@ def _line(columns, cells) -> str:
     return "".join(f"{cell:{align}}" for (_, align), cell in zip(columns, cells))
 
 
+_COPIES = {"memcpy": "cudaMemcpy", "kernel": "copy kernel"}
+
+
 def ceiling_lines(meta: dict) -> "list[str]":
-    """The table's footer: each device's copy ceiling, the yardstick for the GB/s column."""
+    """The table's footer: each device's copy ceiling, the yardstick for the GB/s column. For a
+    GPU measured both ways, both figures (the higher first: it is the ceiling), and below it the
+    card's specified peak bandwidth with the ceiling's fraction of it, or "unknown".
+
+    Example: a line ``gpu:0  2950.00 GB/s  (copy kernel 2950.00 > cudaMemcpy 2410.00 GB/s,
+    256 MiB buffer)``, then ``specified peak 3350 GB/s (H100 SXM5 80GB, NVIDIA H100 datasheet):
+    ceiling 88.1% of it``.
+    """
     ceilings = meta.get("copy_ceiling") or {}
     if not ceilings:
         return []
     lines = ["copy ceiling (GB/s = (bytes read + bytes written) / median time of one copy):"]
     for device, c in ceilings.items():
         method = c.get("method", "").split(";")[0]
+        if c.get("higher") in _COPIES:
+            lower = "kernel" if c["higher"] == "memcpy" else "memcpy"
+            sign = ">" if c[c["higher"]]["gb_per_s"] > c[lower]["gb_per_s"] else "="
+            method = (f"{_COPIES[c['higher']]} {c[c['higher']]['gb_per_s']:.2f} {sign} "
+                      f"{_COPIES[lower]} {c[lower]['gb_per_s']:.2f} GB/s")
         lines.append(f"  {device:<7}{c['gb_per_s']:>9.2f} GB/s  ({method}, "
                      f"{c['buffer_bytes'] / 2**20:.0f} MiB buffer)")
+        if "peak" not in c:
+            continue
+        if c.get("peak_gb_per_s"):
+            lines.append(f"{'':9}specified peak {c['peak_gb_per_s']:.0f} GB/s ({c['peak']}): "
+                         f"ceiling {c['fraction_of_peak']:.1%} of it")
+        else:
+            lines.append(f"{'':9}specified peak: unknown (no entry for "
+                         f"{c.get('device', 'this card')!r} in bench.timing.PEAK_BANDWIDTH)")
     return lines
 
 

@@ -2,11 +2,12 @@
 with its spread. On a GPU each sample is timed with CUDA events recorded on the device's current
 stream around the calls, and the device is synchronized after each sample so that no queued
 work leaks into the next one. Also the copy ceiling: the bandwidth of a plain copy, the
-yardstick for a workload's GB/s.
+yardstick for a workload's GB/s, and on a GPU the card's specified peak beside it.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ _now = time.perf_counter  # the host clock (a name of its own so that tests can 
 CPU_CEILING_MIN_BYTES = 64 * 2**20  # twice a 32 MiB last-level cache: a copy from memory
 CPU_CEILING_MAX_BYTES = 2**30
 GPU_CEILING_BYTES = 256 * 2**20
+COPY_THREADS = 256  # threads per block of the copy kernel
 
 
 @dataclass
@@ -142,35 +144,177 @@ def cpu_ceiling_bytes(largest_elements: int) -> int:
     return int(min(max(4 * largest_elements, CPU_CEILING_MIN_BYTES), CPU_CEILING_MAX_BYTES))
 
 
+def gpu_ceiling_bytes(free_bytes: int) -> int:
+    """Bytes of the buffer the GPU's copy ceiling is measured on: 256 MiB, or a quarter of the
+    free memory when less is free.
+
+    Example: ``gpu_ceiling_bytes(64 * 2**20) == 16 * 2**20``.
+    """
+    return int(min(GPU_CEILING_BYTES, free_bytes // 4))
+
+
+# The GPU copy ceiling's own kernel, for CuPy's RawKernel (NVRTC, --std=c++17): a grid-stride
+# loop in which each thread moves 16 bytes (one int4) a step, then the last nbytes % 16 bytes,
+# one byte a thread. Its buffers come straight from CuPy's allocator, whose allocations are
+# aligned to at least 256 bytes, so the int4 loads and stores are aligned.
+COPY_KERNEL_NAME = "copy_ceiling"
+COPY_KERNEL = r"""
+extern "C" __global__ void copy_ceiling(const int4* __restrict__ src, int4* __restrict__ dst,
+                                        unsigned long long nbytes)
+{
+    const unsigned long long stride = static_cast<unsigned long long>(gridDim.x) * blockDim.x;
+    const unsigned long long first =
+        static_cast<unsigned long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+    const unsigned long long vectors = nbytes / sizeof(int4);
+    for (unsigned long long i = first; i < vectors; i += stride) {
+        dst[i] = src[i];
+    }
+    const unsigned char* src_bytes = reinterpret_cast<const unsigned char*>(src);
+    unsigned char* dst_bytes = reinterpret_cast<unsigned char*>(dst);
+    for (unsigned long long i = vectors * sizeof(int4) + first; i < nbytes; i += stride) {
+        dst_bytes[i] = src_bytes[i];
+    }
+}
+"""
+
+
+def copy_blocks(properties: dict, nbytes: int) -> int:
+    """Blocks of ``COPY_THREADS`` threads for the copy kernel: as many as the GPU keeps resident
+    at once (its multiprocessors times the blocks that fit on one), but no more than there are
+    16-byte vectors to give each thread one, and at least one.
+
+    Example: ``copy_blocks({"multiProcessorCount": 132, "maxThreadsPerMultiProcessor": 2048},
+    2**28) == 1056``.
+    """
+    resident = properties["multiProcessorCount"] * max(
+        1, properties["maxThreadsPerMultiProcessor"] // COPY_THREADS)
+    needed = -(-(nbytes // 16) // COPY_THREADS)
+    return int(max(1, min(resident, needed)))
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A card's memory bandwidth as its vendor specifies it, in GB/s (1e9 bytes per second)."""
+
+    card: str
+    gb_per_s: float
+    source: str
+
+
+_H100 = "NVIDIA H100 datasheet"
+_H200 = "NVIDIA H200 datasheet"
+_A100 = "NVIDIA A100 datasheet"
+# Patterns match the device name as CUDA reports it, upper-cased with '-' and '_' read as spaces
+# (e.g. "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB"); the first match wins. Only variants
+# whose name tells them apart are listed: any other card is "unknown".
+PEAK_BANDWIDTH = (
+    (r"\bH200\b", Peak("H200 (SXM or NVL)", 4800.0, _H200)),  # not GH200: no word break
+    (r"\bH100\b.*\bNVL\b", Peak("H100 NVL", 3900.0, _H100)),
+    (r"\bH100\b.*\bPCIE\b", Peak("H100 PCIe", 2000.0, _H100)),
+    (r"\bH100\b(?=.*\bSXM5?\b|.*\bHBM3\b)(?=.*\b80GB\b)", Peak("H100 SXM5 80GB", 3350.0, _H100)),
+    (r"\bA100\b(?=.*\bSXM4?\b)(?=.*\b80GB\b)", Peak("A100 SXM4 80GB", 2039.0, _A100)),
+    (r"\bA100\b(?=.*\bSXM4?\b)(?=.*\b40GB\b)", Peak("A100 SXM4 40GB", 1555.0, _A100)),
+    (r"\bA100\b(?=.*\bPCIE\b)(?=.*\b80GB\b)", Peak("A100 PCIe 80GB", 1935.0, _A100)),
+    (r"\bA100\b(?=.*\bPCIE\b)(?=.*\b40GB\b)", Peak("A100 PCIe 40GB", 1555.0, _A100)),
+    (r"\bL40S\b", Peak("L40S", 864.0, "NVIDIA L40S datasheet")),
+    (r"\bL4\b", Peak("L4", 300.0, "NVIDIA L4 datasheet")),
+)
+
+
+def specified_peak(device_name: str) -> "Peak | None":
+    """The vendor's peak memory bandwidth of the card CUDA names ``device_name``, or None when
+    the card is not in ``PEAK_BANDWIDTH`` (or is a MIG slice of one, which has a share of it).
+
+    Example: ``specified_peak("NVIDIA H100 80GB HBM3").gb_per_s == 3350.0``;
+    ``specified_peak("NVIDIA GeForce RTX 4090") is None``.
+    """
+    name = " ".join(re.sub(r"[-_]", " ", device_name).upper().split())
+    if re.search(r"\bMIG\b", name):
+        return None
+    for pattern, peak in PEAK_BANDWIDTH:
+        if re.search(pattern, name):
+            return peak
+    return None
+
+
+def gpu_name(index: int) -> str:
+    """The name CUDA gives GPU ``index``, e.g. ``"NVIDIA H100 80GB HBM3"``."""
+    return _name_of(_cupy().cuda.runtime.getDeviceProperties(index))
+
+
 def copy_ceiling(device_name: str, nbytes: "int | None" = None, repeat: int = 5,
                  warmup: int = 2) -> dict:
     """The bandwidth of one plain copy on ``device_name``, in GB/s (1e9 bytes) counting the
-    bytes read and the bytes written: on the CPU ``np.copyto`` on one thread, on a GPU a
-    device-to-device ``cupy.copyto`` timed with CUDA events. The source holds no zeros. The GPU
-    buffer is 256 MiB, or a quarter of the free memory when less is free.
+    bytes read and the bytes written, over a source that holds no zeros. On the CPU
+    ``np.copyto`` on one thread. On a GPU the higher of two copies, each timed with CUDA events
+    after its warm-up: ``cupy.copyto`` (``cudaMemcpyAsync`` device to device) and
+    ``COPY_KERNEL``; both figures are kept (``"memcpy"``, ``"kernel"``), ``"higher"`` names the
+    one that gave ``"gb_per_s"``, and beside it the card's specified peak and the ceiling's
+    fraction of it (None, and ``"peak": "unknown"``, for a card not in ``PEAK_BANDWIDTH``). The
+    GPU buffer is 256 MiB, or a quarter of the free memory when less is free.
 
     Example: ``copy_ceiling("cpu", 2**20, repeat=3)["gb_per_s"]`` is some GB/s.
     """
     if repeat < 1:
         raise ValueError(f"copy_ceiling: repeat={repeat}; hint: take at least one sample")
-    if device_name == "cpu":
-        nbytes = nbytes or CPU_CEILING_MIN_BYTES
-        src = np.arange(1, nbytes // 4 + 1, dtype=np.uint32)
-        dst = np.empty_like(src)
-        timing = measure(lambda: np.copyto(dst, src), "cpu", repeat=repeat, warmup=warmup,
-                         min_time_s=0.0)
-        method = "np.copyto, one thread"
-    else:
-        cupy = _cupy()
-        with cupy.cuda.Device(_gpu_index(device_name)):
-            free, _ = cupy.cuda.runtime.memGetInfo()
-            nbytes = nbytes or min(GPU_CEILING_BYTES, free // 4)
-            src = cupy.arange(1, nbytes // 4 + 1, dtype=cupy.uint32)
-            dst = cupy.empty_like(src)
-            timing = measure(lambda: cupy.copyto(dst, src), device_name, repeat=repeat,
-                             warmup=warmup, min_time_s=0.0)
-        method = "cupy.copyto device to device, CUDA events"
-    moved = 2 * src.nbytes  # read once, written once
-    return {"gb_per_s": moved / timing.median_s / 1e9, "buffer_bytes": int(src.nbytes),
+    if device_name != "cpu":
+        return _gpu_copy_ceiling(device_name, nbytes, repeat, warmup)
+    nbytes = nbytes or CPU_CEILING_MIN_BYTES
+    src = np.arange(1, nbytes // 4 + 1, dtype=np.uint32)
+    dst = np.empty_like(src)
+    timing = measure(lambda: np.copyto(dst, src), "cpu", repeat=repeat, warmup=warmup,
+                     min_time_s=0.0)
+    return {"gb_per_s": _gb_per_s(src.nbytes, timing), "buffer_bytes": int(src.nbytes),
             "median_s": timing.median_s, "repeats": timing.repeats,
-            "method": f"{method}; GB/s = (bytes read + bytes written) / median time"}
+            "method": f"np.copyto, one thread; {_COUNTED}"}
+
+
+_COUNTED = "GB/s = (bytes read + bytes written) / median time"
+
+
+def _gb_per_s(nbytes: int, timing: Timing) -> float:
+    return 2 * nbytes / timing.median_s / 1e9  # read once, written once
+
+
+def _gpu_copy_ceiling(device_name: str, nbytes: "int | None", repeat: int, warmup: int) -> dict:
+    cupy = _cupy()
+    index = _gpu_index(device_name)
+    with cupy.cuda.Device(index):
+        properties = cupy.cuda.runtime.getDeviceProperties(index)
+        nbytes = nbytes or gpu_ceiling_bytes(cupy.cuda.runtime.memGetInfo()[0])
+        src = cupy.arange(1, nbytes // 4 + 1, dtype=cupy.uint32)
+        dst = cupy.zeros_like(src)
+        kernel = cupy.RawKernel(COPY_KERNEL, COPY_KERNEL_NAME, options=("--std=c++17",))
+        blocks, size = copy_blocks(properties, src.nbytes), np.uint64(src.nbytes)
+        copies = {"memcpy": lambda: cupy.copyto(dst, src),
+                  "kernel": lambda: kernel((blocks,), (COPY_THREADS,), (src, dst, size))}
+        figures = {}
+        for method, run in copies.items():
+            dst.fill(0)
+            timing = measure(run, device_name, repeat=repeat, warmup=warmup, min_time_s=0.0)
+            if not bool(cupy.array_equal(dst, src)):
+                raise RuntimeError(
+                    f"copy_ceiling: on {device_name} the {method} copy left its destination "
+                    f"different from its source, so its GB/s would mean nothing; hint: check "
+                    f"the device, and for the kernel COPY_KERNEL and its launch in bench.timing")
+            figures[method] = {"gb_per_s": _gb_per_s(src.nbytes, timing),
+                               "median_s": timing.median_s, "spread_s": timing.spread_s}
+    figures["memcpy"]["method"] = "cupy.copyto: cudaMemcpyAsync device to device"
+    figures["kernel"].update(method=f"{COPY_KERNEL_NAME} kernel: grid-stride, 16-byte vectors",
+                             blocks=blocks, threads=COPY_THREADS)
+    higher = max(("memcpy", "kernel"), key=lambda m: figures[m]["gb_per_s"])
+    name = _name_of(properties)
+    peak = specified_peak(name)
+    ceiling = figures[higher]["gb_per_s"]
+    return {"gb_per_s": ceiling, "higher": higher, "memcpy": figures["memcpy"],
+            "kernel": figures["kernel"], "buffer_bytes": int(src.nbytes),
+            "median_s": figures[higher]["median_s"], "repeats": repeat,
+            "method": f"the higher of cudaMemcpy and a copy kernel, CUDA events; {_COUNTED}",
+            "device": name, "peak_gb_per_s": peak.gb_per_s if peak else None,
+            "peak": f"{peak.card}, {peak.source}" if peak else "unknown",
+            "fraction_of_peak": ceiling / peak.gb_per_s if peak else None}
+
+
+def _name_of(properties: dict) -> str:
+    name = properties["name"]  # bytes in CuPy
+    return name.decode() if isinstance(name, bytes) else name

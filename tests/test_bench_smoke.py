@@ -252,6 +252,31 @@ def test_table_footer_gives_each_devices_copy_ceiling():
     assert lines[4].split()[:3] == ["gpu:0", "2950.00", "GB/s"] and "256 MiB" in lines[4]
 
 
+def _gpu_ceiling(memcpy, kernel, peak=None, device="NVIDIA H100 80GB HBM3"):
+    """A GPU's copy ceiling as bench.timing.copy_ceiling writes it."""
+    higher = "kernel" if kernel > memcpy else "memcpy"
+    return {"gb_per_s": max(memcpy, kernel), "higher": higher, "memcpy": {"gb_per_s": memcpy},
+            "kernel": {"gb_per_s": kernel}, "buffer_bytes": 256 * 2**20,
+            "method": "the higher of cudaMemcpy and a copy kernel, CUDA events; x",
+            "device": device, "peak_gb_per_s": peak,
+            "peak": "H100 SXM5 80GB, NVIDIA H100 datasheet" if peak else "unknown",
+            "fraction_of_peak": max(memcpy, kernel) / peak if peak else None}
+
+
+def test_table_footer_gives_both_gpu_copies_and_the_specified_peak():
+    meta = {"copy_ceiling": {"gpu:0": _gpu_ceiling(2410.0, 2948.0, peak=3350.0),
+                             "gpu:1": _gpu_ceiling(2500.0, 2000.0, device="Fake GPU")}}
+    lines = format_table({"meta": meta, "results": []}).splitlines()
+    assert lines[3].split()[:3] == ["gpu:0", "2948.00", "GB/s"]  # the higher: the ceiling
+    assert "(copy kernel 2948.00 > cudaMemcpy 2410.00 GB/s, 256 MiB buffer)" in lines[3]
+    assert lines[4].split() == ["specified", "peak", "3350", "GB/s", "(H100", "SXM5", "80GB,",
+                                "NVIDIA", "H100", "datasheet):", "ceiling", "88.0%", "of", "it"]
+    assert lines[5].split()[:3] == ["gpu:1", "2500.00", "GB/s"]
+    assert "(cudaMemcpy 2500.00 > copy kernel 2000.00 GB/s, 256 MiB buffer)" in lines[5]
+    assert lines[6].split()[:4] == ["specified", "peak:", "unknown", "(no"]
+    assert "'Fake GPU'" in lines[6] and len(lines) == 7
+
+
 def test_plot_draws_gb_per_s_against_each_devices_ceiling(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib", reason="matplotlib is the optional 'bench' extra")
     from matplotlib.axes import Axes
