@@ -148,6 +148,8 @@ class _FakeArray:
         raise TypeError("implicit conversion of a GPU array to a NumPy array")
 
     def __getattr__(self, name: str):
+        if name.startswith("__"):  # no __array_interface__ (a silent host conversion), ...
+            raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
         value = getattr(self.host, name)
         return _on_arrays(value) if callable(value) else _wrap(value)
 
