@@ -182,7 +182,7 @@ def _watched_late(ev: Evidence, targets: list, source: Tensor, produced: set) ->
 def _paths_from(ev: Evidence, uid: int) -> dict:
     """``{id: names of the gradient-less ops on the way}`` for every id computed from ``uid``,
     through recorded and unrecorded (blocked) ops alike, in the order they ran."""
-    steps = [(output._uid, tuple(t._uid for t in inputs), prim.name, False)
+    steps = [(output._uid, tuple(t._uid for t in inputs), prim.name, _no_rule(prim))
              for prim, inputs, _, output, _ in ev.entries]
     steps += ev.blocked
     steps.sort(key=lambda step: step[0])
@@ -192,6 +192,13 @@ def _paths_from(ev: Evidence, uid: int) -> dict:
         if names:
             via[out] = frozenset().union(*names) | ({name} if blocking else frozenset())
     return via
+
+
+def _no_rule(prim) -> bool:
+    """True for a recorded op whose gradient is None for every input (floor, round: TF's
+    rules), which blocks a path as an unrecorded op does."""
+    return (prim.vjp_any is None and prim.vjp_all is None and not prim.grad_overrides
+            and all(rule is None for rule in prim.vjps))
 
 
 def _producer(ev: Evidence, uid: int) -> str:

@@ -21,7 +21,9 @@ def jacobian(entries: list, watched: set, target, sources, mode, vectorize: bool
     target = _tensor(target, "jacobian", "target")
     originals = nest.flatten(sources)
     flat = [_tensor(s, "jacobian", "sources") for s in originals]
-    wanted = reachable(originals, watched, {target._uid})
+    # A target is its own source only when the tape follows it (TF: jacobian(x, x) of an
+    # unwatched x is None, though gradient(x, x) is the seed).
+    wanted = reachable(originals, watched, set())
     n = target.size
     seed = eye(n, dtype=target.dtype, device=target.device)
     rows = reshape(seed, (n,) + target.shape)
@@ -38,15 +40,16 @@ def jacobian(entries: list, watched: set, target, sources, mode, vectorize: bool
 def batch_jacobian(entries: list, watched: set, target, source, mode, vectorize: bool = True):
     """``(batch,) + target.shape[1:] + source.shape[1:]`` per-example Jacobian."""
     from .ops import broadcast_to, eye, reshape, transpose
-    from .tape import reachable
+    from .tape import UnconnectedGradients, reachable
 
     target = _tensor(target, "batch_jacobian", "target")
-    wanted = reachable([source], watched, {target._uid})
+    wanted = reachable([source], watched, set())
     source = _tensor(source, "batch_jacobian", "source")
-    if target.ndim == 0 or source.ndim == 0 or target.shape[0] != source.shape[0]:
+    if target.ndim < 2 or source.ndim < 2 or target.shape[0] != source.shape[0]:
         raise TapeValueError(
             f"batch_jacobian: target shape {target.shape} and source shape {source.shape} must "
-            f"share the leading (batch) dimension; hint: use jacobian() for unbatched inputs"
+            f"have rank at least 2 and share the leading (batch) dimension; hint: use "
+            f"jacobian() for unbatched inputs, or add a trailing dimension of size 1"
         )
     batch, inner = target.shape[0], target.shape[1:]
     k = math.prod(inner)
@@ -57,14 +60,16 @@ def batch_jacobian(entries: list, watched: set, target, source, mode, vectorize:
     if g is not None:
         g = transpose(g, (1, 0) + tuple(range(2, g.ndim)))
         g = reshape(g, shape)
-    return _finish(g, shape, source, mode)
+    if g is None:  # zeros whatever unconnected_gradients says, as TF's batch_jacobian
+        return _finish(g, shape, source, UnconnectedGradients.ZERO)
+    return g
 
 
 def _walk_rows(entries: list, target: Tensor, rows: Tensor, wanted: set,
                vectorize: bool) -> dict:
-    if rows.shape[0] == 0:
-        return {}
-    if vectorize and backward.batchable(entries, wanted):
+    # No row at all (a size-0 target) still walks, batched: a connected source gets its empty
+    # jacobian from the walk (recorded on outer tapes), an unconnected one None.
+    if (vectorize or rows.shape[0] == 0) and backward.batchable(entries, wanted):
         return backward.walk(entries, [(target, rows)], wanted, batch=1)
     from .ops import stack, zeros_like
 
@@ -82,7 +87,7 @@ def _finish(g, shape: tuple, source: Tensor, mode):
     from .ops import zeros
     from .tape import UnconnectedGradients
 
-    if g is None and (mode is UnconnectedGradients.ZERO or math.prod(shape) == 0):
+    if g is None and mode is UnconnectedGradients.ZERO:
         return zeros(shape, dtype=source.dtype, device=source.device)
     return g
 

@@ -159,8 +159,8 @@ class GradientTape:
             self._variables[tensor._uid] = tensor
 
     def watched_variables(self) -> tuple:
-        """The Variables watched so far, in the order they were first watched."""
-        return tuple(self._variables.values())
+        """The Variables watched so far, in the order the Variables were created (as TF)."""
+        return tuple(sorted(self._variables.values(), key=lambda v: v._uid))
 
     @contextlib.contextmanager
     def stop_recording(self) -> Iterator[None]:
@@ -191,8 +191,15 @@ class GradientTape:
             self._pauses.append((self._spans[-2][1], self._spans[-1][0]))
 
     def reset(self) -> None:
-        """Drop everything recorded so far (recording goes on if inside the block)."""
+        """Drop everything recorded so far; recording goes on. Only while the tape records:
+        inside its ``with`` block and outside ``stop_recording()`` (TF raises there too)."""
         self._check_thread("reset")
+        if not self._recording:
+            raise TapeValueError(
+                "GradientTape.reset: Tape is not recording (outside the tape's `with` block, "
+                "or inside stop_recording()); hint: call reset() inside the `with` block, or "
+                "make a new GradientTape"
+            )
         self._forget()
         self._variables = {}
         self._consumed = False
@@ -283,6 +290,7 @@ class GradientTape:
         """
         from .jacobian import jacobian
 
+        self._require_persistent_without_pfor("jacobian", experimental_use_pfor)
         self._begin("jacobian")
         mode = _unconnected(unconnected_gradients, "jacobian")
         result = jacobian(self._entries, self._watched, target, sources, mode,
@@ -308,12 +316,21 @@ class GradientTape:
         """
         from .jacobian import batch_jacobian
 
+        self._require_persistent_without_pfor("batch_jacobian", experimental_use_pfor)
         self._begin("batch_jacobian")
         mode = _unconnected(unconnected_gradients, "batch_jacobian")
         result = batch_jacobian(self._entries, self._watched, target, source, mode,
                                 vectorize=experimental_use_pfor)
         self._end()
         return result
+
+    def _require_persistent_without_pfor(self, method: str, use_pfor) -> None:
+        if not use_pfor and not self._persistent:  # TF: the rows need one walk each
+            raise TapeError(
+                f"GradientTape.{method}: GradientTape must be created with persistent=True to "
+                f"compute the {method} with experimental_use_pfor=False; hint: "
+                f"GradientTape(persistent=True), or leave experimental_use_pfor=True"
+            )
 
     def _begin(self, method: str) -> None:
         self._check_thread(method)

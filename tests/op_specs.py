@@ -32,6 +32,11 @@ def away_from_zero(rng, shape):
     return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
 
 
+def between_steps(rng, shape):
+    """Fractional parts in 0.1..0.4: away from floor's and round's jumps."""
+    return rng.integers(-3, 3, shape) + rng.uniform(0.1, 0.4, shape)
+
+
 def small(rng, shape):
     return rng.uniform(-1.2, 1.2, shape)
 
@@ -113,6 +118,9 @@ SPECS: "dict[str, Spec]" = {
     "step": unary(lambda x: x * gt.relu(x), away_from_zero, smooth=False),
     "abs": unary(gt.abs, away_from_zero, smooth=False),
     "sign": unary(lambda x: x * gt.sign(x), away_from_zero, smooth=False),
+    # recorded with a None gradient: only the factor x carries one
+    "floor": unary(lambda x: x * gt.floor(x), between_steps, smooth=False),
+    "round": unary(lambda x: x * gt.round(x), between_steps, smooth=False),
     "identity": unary(gt.identity),
     "cast": unary(lambda x: gt.cast(gt.cast(x, "float64") ** 2, x.dtype)),
     "reduce_sum": Spec([

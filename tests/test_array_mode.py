@@ -196,5 +196,6 @@ def test_the_tape_knows_when_rules_need_tensors(monkeypatch):
         assert seen == [(True, "ndarray")] if not routed else [(False, "Tensor")]
         want = np.cos([0.5, 1.0]) * [0.5, 1.0] + np.sin([0.5, 1.0])
         np.testing.assert_allclose(grad.numpy(), want, rtol=1e-6)
-        tape.reset()
+        with tape:  # reset() only while recording
+            tape.reset()
         assert tape._host_rules is True

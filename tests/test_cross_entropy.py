@@ -100,7 +100,7 @@ def test_second_derivatives_match_the_closed_form(device, problem, axis):
 def test_jacobian_of_the_losses(problem, vectorize):
     logits_host, labels_host = problem
     logits, labels = gt.constant(logits_host), gt.constant(labels_host)
-    with gt.GradientTape() as tape:
+    with gt.GradientTape(persistent=not vectorize) as tape:  # TF: pfor=False needs it
         tape.watch([logits, labels])
         losses = xent(labels, logits)
     j_logits, j_labels = tape.jacobian(losses, [logits, labels],

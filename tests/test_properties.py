@@ -27,7 +27,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from op_specs import BINARY_SHAPES, SPECS, UNARY_SHAPES, away_from_zero, normal, positive, small
+from op_specs import (
+    BINARY_SHAPES,
+    SPECS,
+    UNARY_SHAPES,
+    away_from_zero,
+    between_steps,
+    normal,
+    positive,
+    small,
+)
 
 import gputape as gt
 from gputape.registry import differentiable_primitives
@@ -160,8 +169,13 @@ def _small(draw, node: Node) -> Node:
     return _scale(node, 1.1)  # tan: keep well inside (-pi/2, pi/2)
 
 
+def _between_steps(draw, node: Node) -> Node:
+    """Within 0.1 of k + 0.25: away from floor's jumps (integers) and round's (k + 0.5)."""
+    return _shift(_scale(node, 0.1), 0.25 + draw(st.integers(-2, 2)))
+
+
 GUARDS = {normal: lambda draw, node: node, positive: _positive, small: _small,
-          away_from_zero: _away_from_zero}
+          away_from_zero: _away_from_zero, between_steps: _between_steps}
 
 
 def _untie(draw, a: Node, b: Node) -> Node:
@@ -623,8 +637,9 @@ def test_every_kink_and_domain_has_a_guard():
         for domain in op.domains:
             assert domain in GUARDS, f"{op.name}: no guard for domain {domain.__name__}"
     for op in UNARY.values():
-        if not op.smooth:  # the kink of a non-smooth unary op is at 0
-            assert op.domains[0] is away_from_zero, f"{op.name}: where is its kink?"
+        if not op.smooth:  # a non-smooth unary op kinks at 0, or steps (floor, round)
+            assert op.domains[0] in (away_from_zero, between_steps), (
+                f"{op.name}: where is its kink?")
     kinked = {op.name for op in BINARY.values() if not op.smooth}
     assert kinked == TIE_KINKED, f"non-smooth binary ops whose kink is unknown: {kinked}"
 
@@ -633,7 +648,7 @@ def test_drawn_expressions_reach_the_tables():
     seen: set = set()
     shapes: set = set()
 
-    @settings(PROPERTY_SETTINGS, max_examples=150)
+    @settings(PROPERTY_SETTINGS, max_examples=200)
     @given(case=cases())
     def collect(case):
         seen.update(case.root.ops)

@@ -122,7 +122,8 @@ def test_persistent_tape_holds_nothing_after_del_or_reset(no_gc, release):
     if release == "del":
         del tape
     else:
-        tape.reset()
+        with tape:  # reset() only while recording
+            tape.reset()
     assert _alive(saved) == 0
 
 

@@ -31,18 +31,19 @@ def normalize_axes(op: str, axis, ndim: int) -> "tuple[int, ...]":
     result = []
     for a in items:
         a = _as_int(op, "axis", a)
-        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+        if not -ndim <= a < ndim:  # a 0-d tensor has no axis at all (TF refuses 0 and -1)
+            valid = f"valid axes are {-ndim}..{ndim - 1}" if ndim else (
+                "a 0-d tensor has none: pass axis=None or axis=[]")
             raise ArgumentError(
-                f"{op}: axis {a} is out of range for a tensor of rank {ndim}; hint: valid axes "
-                f"are {-ndim}..{ndim - 1}"
+                f"{op}: axis {a} is out of range for a tensor of rank {ndim}; hint: {valid}"
             )
-        result.append(a % ndim if ndim else 0)
+        result.append(a % ndim)
     if len(set(result)) != len(result):
         raise ArgumentError(
             f"{op}: axis {axis!r} names the same dimension twice (rank {ndim}); hint: list "
             f"each axis once"
         )
-    return tuple(sorted(result)) if ndim else ()
+    return tuple(sorted(result))
 
 
 def normalize_axis(op: str, axis, ndim: int) -> int:

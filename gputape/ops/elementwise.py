@@ -135,8 +135,10 @@ def _cast_forward(xp, x, dtype):
 CAST = defvjp(primitive("cast", _cast_forward, unify=()), lambda g, ans, x, dtype: cast(g, x.dtype))
 
 # -- not differentiable -------------------------------------------------------------------
-FLOOR = primitive("floor", ufunc("floor"), differentiable=False)
-ROUND = primitive("round", lambda xp, x: xp.round(x), differentiable=False)  # half to even, as TF
+# floor and round are recorded with a None gradient (TF's FloorGrad and RoundGrad), so that
+# their results can be sources; nothing flows back through them.
+FLOOR = defvjp(primitive("floor", ufunc("floor")), None)
+ROUND = defvjp(primitive("round", lambda xp, x: xp.round(x)), None)  # half to even, as TF
 STOP_GRADIENT = primitive("stop_gradient", lambda xp, x: x, differentiable=False)
 
 _COMPARE = {

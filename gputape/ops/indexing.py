@@ -36,7 +36,7 @@ def _scatter_forward(xp, g, index, shape, out_ndim):
     out = xp.zeros(batch + tuple(shape), dtype=g.dtype)
     full = (slice(None),) * len(batch) + index
     if any(_is_array(k) for k in index):
-        if xp is np:
+        if isinstance(out, np.ndarray):  # xp may be the pooled NumPy namespace
             np.add.at(out, full, g)
         else:
             import cupyx
@@ -97,12 +97,12 @@ def gather(params, indices, axis=0, batch_dims=0):
         )
     array = ids._data if isinstance(ids, Tensor) else ids
     size = x.shape[axis]
-    bad = _out_of_range(array, size)
+    bad = _out_of_range(array, size, lowest=0)  # TF's gather takes no negative index
     if bad is not None:
         raise IndexOutOfRangeError(
             f"gather: index {bad} is out of range for axis {axis} of size {size} (params shape "
-            f"{x.shape}, indices shape {array.shape}); hint: valid indices are "
-            f"{-size}..{size - 1}"
+            f"{x.shape}, indices shape {array.shape}); hint: valid indices are 0..{size - 1} "
+            f"(gather counts from the front only; x[..., -1] indexing takes negative ones)"
         )
     return getitem(x, (slice(None),) * axis + (ids,))
 
@@ -160,17 +160,19 @@ def _normalize_index(x: Tensor, index) -> tuple:
     return tuple(move(k, x.device) if _is_array(k) else k for k in out)
 
 
-def _out_of_range(indices, size: int):
-    """The first index of ``indices`` outside ``-size..size-1``, or None. A GPU array's range
-    is read back (one small copy that waits for the GPU): CuPy would wrap such an index."""
+def _out_of_range(indices, size: int, lowest: "int | None" = None):
+    """The first index of ``indices`` outside ``lowest..size-1`` (``lowest`` defaults to
+    ``-size``), or None. A GPU array's range is read back (one small copy that waits for the
+    GPU): CuPy would wrap such an index around."""
     if indices.size == 0:
         return None
+    lowest = -size if lowest is None else lowest
     xp = namespace_of(indices)
     low, high = (int(v) for v in device.move(xp.stack([indices.min(), indices.max()]), CPU))
-    if low >= -size and high < size:
+    if low >= lowest and high < size:
         return None
     host = indices if type(indices) is np.ndarray else indices.get()
-    return host[(host < -size) | (host >= size)].flat[0]
+    return host[(host < lowest) | (host >= size)].flat[0]
 
 
 def _dims_used(key) -> int:

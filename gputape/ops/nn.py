@@ -47,12 +47,16 @@ def _row_sum(xp, x, axis):
 
 
 def _softmax_forward(xp, x, axis):
+    if x.ndim and x.shape[axis] == 0:  # an empty axis: an empty result, as TF
+        return xp.zeros_like(x)
     shifted = x - _peak(xp, x, axis)
     e = xp.exp(shifted)
     return e / _row_sum(xp, e, axis)
 
 
 def _log_softmax_forward(xp, x, axis):
+    if x.ndim and x.shape[axis] == 0:
+        return xp.zeros_like(x)
     shifted = x - _peak(xp, x, axis)
     return shifted - xp.log(_row_sum(xp, xp.exp(shifted), axis))
 

@@ -113,8 +113,7 @@ def reshape(tensor, shape):
             f"reshape: cannot reshape a tensor of {x.size} elements (shape {x.shape}) into "
             f"{shape} ({known} elements); hint: use -1 for one dimension to infer it"
         )
-    if shape == x.shape:
-        return x
+    # Always a new, recorded result, even to the same shape (as TF): never the input itself.
     return apply(RESHAPE, x, shape=shape)
 
 
@@ -198,9 +197,7 @@ def broadcast_to(input, shape):  # noqa: A002 - TensorFlow's name
         return input if input.shape == shape else broadcast_view(input, shape)
     x = as_tensor("broadcast_to", "input", input)
     shape = as_shape("broadcast_to", shape)
-    if shape == x.shape:
-        return x
-    return apply(BROADCAST_TO, x, shape=shape)
+    return apply(BROADCAST_TO, x, shape=shape)  # a new, recorded result, as reshape
 
 
 def concat(values, axis):
