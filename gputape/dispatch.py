@@ -19,7 +19,7 @@ from .errors import ArgumentError, DeviceMismatchError, DTypeError, GputapeError
 from .hostpool import MIN_BYTES as _POOL_MIN
 from .hostpool import pooled_numpy
 from .registry import Primitive
-from .tensor import Tensor, Variable, _ids
+from .tensor import Tensor, Variable, _holds_tensor, _ids, convert_to_tensor
 
 __all__ = ["apply", "describe"]
 
@@ -285,6 +285,10 @@ def _operands(prim: Primitive, args: tuple) -> list:
     device_arg = None
     pending: list = []  # (index, value) still to convert once the device is known
     for i, value in enumerate(args):
+        if isinstance(value, (list, tuple)) and _holds_tensor(value):
+            # Packed with a recorded stack, as TF packs a list of tensors: their dtype and
+            # device, and gradients flow back to each (a host copy would cut them off).
+            value = tensors[i] = convert_to_tensor(value)
         if isinstance(value, Tensor):
             if isinstance(value, Variable):
                 note_variable_read(value)

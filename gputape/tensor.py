@@ -321,6 +321,15 @@ def _holds_tensor(value) -> bool:
                for v in value)
 
 
+def _first_tensor(value) -> Tensor:
+    for v in value:
+        if isinstance(v, Tensor):
+            return v
+        if isinstance(v, (list, tuple)) and _holds_tensor(v):
+            return _first_tensor(v)
+    raise ValueError("no tensor in the list")
+
+
 def _host_nested(value):
     if isinstance(value, Tensor):
         if recording.tapes:
@@ -367,11 +376,11 @@ def convert_to_tensor(value, dtype=None, device=None) -> Tensor:
             return value.to(device)
         return value
     if isinstance(value, (list, tuple)) and _holds_tensor(value):
+        # A recorded stack, as TF packs a list: numbers in it take the tensors' dtype.
         from .ops.shape import stack
 
-        if dtype is not None:
-            value = [convert_to_tensor(v, dtype) for v in value]
-        return stack(list(value))
+        dtype = dtype if dtype is not None else _first_tensor(value).dtype
+        return stack([convert_to_tensor(v, dtype, device) for v in value])
     return Tensor._wrap(_to_array(value, dtype, device, "convert_to_tensor", "value"))
 
 

@@ -213,3 +213,25 @@ def test_gather_refuses_negative_indices(device):
         gt.gather(x, [-1])
     check(x[-1], 3.0, device)
     check(gt.gather(x, [2, 0]), [3.0, 1.0], device)
+
+
+# == 12. a Python list of tensors given to an op ================================================
+
+
+@pytest.mark.parametrize("op, want, grad", [
+    (lambda x: gt.exp([x]), [np.e], np.e),
+    (lambda x: gt.identity([x]), [1.0], 1.0),
+    (lambda x: gt.add([x], 1.0), [2.0], 1.0),
+    (lambda x: gt.reduce_sum([x, x]), 2.0, 2.0),
+    (lambda x: gt.exp([x, 2.0]), [np.e, np.exp(2.0)], np.e),
+], ids=["exp", "identity", "add", "reduce_sum", "with a number"])
+def test_a_list_of_tensors_is_packed_by_a_recorded_stack(device, op, want, grad):
+    """``gt.exp([x])`` with a float64 ``x``: TF 2.21 packs the list with a recorded stack, so
+    the result is float64 and the gradient flows (gputape copied the list into a float32
+    constant: a float32 result and a None gradient); a number in the list takes x's dtype."""
+    x = gt.constant(1.0, gt.float64)
+    with gt.GradientTape() as tape:
+        tape.watch(x)
+        y = op(x)
+    check(y, want, device, np.float64)
+    check(tape.gradient(y, x), grad, device, np.float64)
