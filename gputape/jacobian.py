@@ -15,7 +15,7 @@ from .tensor import Tensor, Variable
 
 def jacobian(entries: list, watched: set, target, sources, mode, vectorize: bool = True):
     """``target.shape + source.shape`` Jacobian for each source in the nest ``sources``."""
-    from .ops import eye, reshape
+    from .ops import eye, reshape, zeros
     from .tape import reachable
 
     target = _tensor(target, "jacobian", "target")
@@ -31,7 +31,9 @@ def jacobian(entries: list, watched: set, target, sources, mode, vectorize: bool
     results = []
     for s in flat:
         g = found.get(s._uid)
-        if g is not None:
+        if g is not None and n == 0:  # connected, but no row: TF's empty result, a constant
+            g = zeros(target.shape + s.shape, dtype=g.dtype, device=g.device)
+        elif g is not None:
             g = reshape(g, target.shape + s.shape)
         results.append(_finish(g, target.shape + s.shape, s, mode))
     return nest.pack_as(sources, results)
@@ -60,9 +62,11 @@ def batch_jacobian(entries: list, watched: set, target, source, mode, vectorize:
     if g is not None:
         g = transpose(g, (1, 0) + tuple(range(2, g.ndim)))
         g = reshape(g, shape)
-    if g is None:  # zeros whatever unconnected_gradients says, as TF's batch_jacobian
-        return _finish(g, shape, source, UnconnectedGradients.ZERO)
-    return g
+    if g is None and mode is not UnconnectedGradients.ZERO:
+        # zeros whatever unconnected_gradients says, as TF's batch_jacobian; TF's are then of
+        # the target's dtype (with "zero", of the source's)
+        return _finish(g, shape, target, UnconnectedGradients.ZERO)
+    return _finish(g, shape, source, mode)
 
 
 def _walk_rows(entries: list, target: Tensor, rows: Tensor, wanted: set,

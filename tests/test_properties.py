@@ -456,8 +456,9 @@ TWO_CHILD = {
     "softmax_cross_entropy_with_logits": (_has_axes, _cross_entropy),
 }
 
+COMPOSITES = {"reduce_logsumexp"}  # drawn, but made of other primitives (as in TF)
 DRAWN = {{"where_mask": "where"}.get(n, n)
-         for n in [*ONE_CHILD, *TWO_CHILD]}  # the primitives the tables call by name
+         for n in [*ONE_CHILD, *TWO_CHILD] if n not in COMPOSITES}  # primitives called by name
 # Reached only through other ops' gradients, or through the fused route (the cpu-fused device).
 INTERNAL = {"scatter": "the gradient of getitem", "mul_grad": "fused route",
             "mul_grad_pair": "fused route", "square_grad": "fused route",

@@ -235,3 +235,102 @@ def test_a_list_of_tensors_is_packed_by_a_recorded_stack(device, op, want, grad)
         y = op(x)
     check(y, want, device, np.float64)
     check(tape.gradient(y, x), grad, device, np.float64)
+
+
+# == 7, 8. which tensors a rule reads decides where higher orders are None =====================
+
+
+def _second(fn, x):
+    """``(outer.gradient(dy, y), outer.gradient(dy, x))`` for ``y = fn(x)``, ``dy`` the inner
+    tape's gradient."""
+    with gt.GradientTape(persistent=True) as outer:
+        outer.watch(x)
+        with gt.GradientTape() as inner:
+            inner.watch(x)
+            y = fn(x)
+        dy = inner.gradient(y, x)
+    return outer.gradient(dy, y), outer.gradient(dy, x)
+
+
+def test_relu_gradient_reads_its_output(device):
+    """TF's ReluGrad(g, y) reads the output: TF 2.21 gives zeros ``[0, 0]`` for d(dy/dx)/dy
+    and for d(dy/dx)/dx at x = [1, -2] (gputape gave None for the first)."""
+    by_y, by_x = _second(gt.relu, gt.constant([1.0, -2.0]))
+    check(by_y, [0.0, 0.0], device, np.float32)
+    check(by_x, [0.0, 0.0], device, np.float32)
+
+
+def test_expm1_gradient_reads_its_input(device):
+    """TF's rule is ``g * exp(x)``: TF 2.21 gives None for d(dy/dx)/dy and ``exp(x)`` =
+    [2.7182817, 0.13533528] for d(dy/dx)/dx (gputape read y: ones and y + 1)."""
+    by_y, by_x = _second(gt.expm1, gt.constant([1.0, -2.0]))
+    assert by_y is None
+    check(by_x, np.exp([1.0, -2.0]), device, np.float32)
+
+
+def test_logsumexp_reads_its_forward_intermediates(device):
+    """An outer tape paused around the forward: TF 2.21's composite logsumexp gives
+    ``dy = [0.95257413, 0.04742587]`` and None for ``outer.gradient(dy, x)`` (its rule reads
+    intermediates the outer tape never saw); unpaused, zeros."""
+    x = gt.constant([1.0, -2.0])
+    for paused, want in ((True, None), (False, [0.0, 0.0])):
+        with gt.GradientTape() as outer:
+            outer.watch(x)
+            with gt.GradientTape() as inner:
+                inner.watch(x)
+                if paused:
+                    with outer.stop_recording():
+                        y = gt.reduce_logsumexp(x)
+                else:
+                    y = gt.reduce_logsumexp(x)
+            dy = inner.gradient(y, x)
+        check(dy, [0.95257413, 0.04742587], device, np.float32)
+        got = outer.gradient(dy, x)
+        if want is None:
+            assert got is None
+        else:
+            check(got, want, device, np.float32)
+
+
+def test_pow_exponent_gradient_reads_the_power(device):
+    """``z = 2 ** p`` at p = 3: TF 2.21 gives ``dz/dp = 5.5451775`` and d(dz/dp)/dz =
+    ln 2 = 0.6931472 (the rule reads z); for ``z = reduce_sum(x ** p)``, 6.913622 and None.
+    The same with the fused route (cpu-fused and GPUs), which gave None for the first."""
+    p = gt.constant(3.0)
+    x = gt.constant([1.5, 2.0])
+    for make, dz_want, by_z in ((lambda p: 2.0 ** p, 5.5451775, 0.6931472),
+                                (lambda p: gt.reduce_sum(x ** p), 6.913622, None)):
+        with gt.GradientTape() as outer:
+            outer.watch(p)
+            with gt.GradientTape() as inner:
+                inner.watch(p)
+                z = make(p)
+            dz = inner.gradient(z, p)
+        check(dz, dz_want, device, np.float32)
+        got = outer.gradient(dz, z)
+        if by_z is None:
+            assert got is None
+        else:
+            check(got, by_z, device, np.float32)
+
+
+def test_empty_jacobian_is_a_constant_and_batch_jacobian_zeros_take_the_targets_dtype(device):
+    """TF 2.21: the (0, 2) jacobian of a size-0 target is disconnected from an outer tape
+    (``outer.gradient(reduce_sum(jacobian), x)`` is None); an unconnected batch_jacobian is
+    zeros of the target's dtype (float64 here), of the source's with "zero"."""
+    x = gt.constant([1.0, 2.0])
+    with gt.GradientTape() as outer:
+        outer.watch(x)
+        with gt.GradientTape() as inner:
+            inner.watch(x)
+            y = x[:0] * x[:0]
+        total = gt.reduce_sum(inner.jacobian(y, x))
+    assert outer.gradient(total, x) is None
+    x2 = gt.constant([[1.0, 2.0], [3.0, 4.0]], gt.float64)
+    u = gt.constant([[1.0, 1.0], [1.0, 1.0]])
+    with gt.GradientTape(persistent=True) as tape:
+        tape.watch(x2)
+        y = x2 * 2.0
+    check(tape.batch_jacobian(y, u), np.zeros((2, 2, 2)), device, np.float64)
+    check(tape.batch_jacobian(y, u, unconnected_gradients="zero"), np.zeros((2, 2, 2)),
+          device, np.float32)

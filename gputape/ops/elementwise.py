@@ -88,7 +88,9 @@ SQRT = _float_unary("sqrt", ufunc("sqrt"), lambda g, ans, x: g / (2 * ans))
 EXP = _float_unary("exp", ufunc("exp"), lambda g, ans, x: g * ans)
 LOG = _float_unary("log", ufunc("log"), lambda g, ans, x: g / x)
 LOG1P = _float_unary("log1p", ufunc("log1p"), lambda g, ans, x: g / (1 + x))
-EXPM1 = _float_unary("expm1", ufunc("expm1"), lambda g, ans, x: g * (ans + 1))
+# g * exp(x), reading the input as TF's rule does (which tensors a rule reads decides where a
+# higher-order gradient is None: d(dy/dx)/dy is None here, as in TF).
+EXPM1 = _float_unary("expm1", ufunc("expm1"), lambda g, ans, x: g * exp(x))
 SIN = _float_unary("sin", ufunc("sin"), lambda g, ans, x: g * cos(x))
 COS = _float_unary("cos", ufunc("cos"), lambda g, ans, x: negative(g * sin(x)))
 TAN = _float_unary("tan", ufunc("tan"), lambda g, ans, x: g / square(cos(x)))
@@ -118,11 +120,12 @@ def _softplus_forward(xp, x):
 SIGMOID = _float_unary("sigmoid", _sigmoid_forward, lambda g, ans, x: g * (ans * (1 - ans)))
 SOFTPLUS = _float_unary("softplus", _softplus_forward, lambda g, ans, x: g * sigmoid(x))
 
-# relu's gradient uses a step function whose own gradient is zero (not None), as TF's ReluGrad.
+# relu's gradient reads its output through a step function whose own gradient is zero (not
+# None), as TF's ReluGrad(g, y): d(dy/dx)/dy is zeros, as in TF.
 STEP = defvjp(primitive("step", lambda xp, x: (x > 0).astype(x.dtype)),
               lambda g, ans, x: zeros_like_tensor(x))
 RELU = defvjp(primitive("relu", lambda xp, x: xp.maximum(x, _zero_for(xp, x))),
-              lambda g, ans, x: g * apply(STEP, x))
+              lambda g, ans, x: g * apply(STEP, ans))
 ABS = defvjp(primitive("abs", ufunc("abs")), lambda g, ans, x: g * sign(x))
 SIGN = defvjp(primitive("sign", ufunc("sign")), lambda g, ans, x: zeros_like_tensor(x))
 IDENTITY = defvjp(primitive("identity", lambda xp, x: x), lambda g, ans, x: g)

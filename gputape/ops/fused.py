@@ -246,8 +246,16 @@ def _pow_rule(g, ans, inputs, params, needed):
     if kept is not None:
         return kept
     x, p = inputs
-    return [apply(POW_GRAD_X, g, x, p, **_target(g, ans, x)) if needed[0] else None,
-            apply(POW_GRAD_P, g, x, p, **_target(g, ans, p)) if needed[1] else None]
+    gp = None
+    if needed[1] and recording.tapes:
+        # While a tape records this backward pass, the generic rule: it reads z = x**p, as
+        # TF's does, so d(dz/dp)/dz is what TF gives (the fused map recomputes x**p).
+        from .elementwise import _pow_grad_p
+
+        gp = _pow_grad_p(g, ans, x, p)
+    elif needed[1]:
+        gp = apply(POW_GRAD_P, g, x, p, **_target(g, ans, p))
+    return [apply(POW_GRAD_X, g, x, p, **_target(g, ans, x)) if needed[0] else None, gp]
 
 
 # -- reduce_sum of a pending elementwise result, straight from its inputs ---------------------

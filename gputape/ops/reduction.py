@@ -113,32 +113,6 @@ def _prod_vjp(g, ans, x, axes, keepdims):
 REDUCE_PROD = defvjp(primitive("reduce_prod", _prod_forward, ("input_tensor",)), _prod_vjp)
 
 
-def _logsumexp_forward(xp, x, axes, keepdims):
-    if x.size:
-        peak = xp.max(x, axis=axes, keepdims=True)
-    else:
-        peak = xp.zeros(_kept_shape(x.shape, axes), x.dtype)
-    peak = xp.where(xp.isfinite(peak), peak, xp.zeros((), x.dtype))
-    out = xp.log(xp.sum(xp.exp(x - peak), axis=axes, keepdims=True)) + peak
-    return out if keepdims else xp.squeeze(out, axis=axes)
-
-
-def _logsumexp_vjp(g, ans, x, axes, keepdims):
-    # softmax as exp(x - s) / sum(exp(x - s)), s = ans: the division cancels the rounding of a
-    # large ans, which exp(x - ans) alone turns into a relative error (1e-4 at 1e4 in float32).
-    # Any shift gives the same softmax, so s carries no gradient; a non-finite ans shifts by 0.
-    from .elementwise import abs, exp, less, stop_gradient, where
-
-    peak = reshape(ans, _kept_shape(x.shape, axes))
-    e = exp(x - stop_gradient(where(less(abs(peak), math.inf), peak, 0)))
-    return _spread(g, ans, x, axes, keepdims) * (e / reduce_sum(e, axes, keepdims=True))
-
-
-REDUCE_LOGSUMEXP = defvjp(primitive("reduce_logsumexp", _logsumexp_forward, ("input_tensor",),
-                                    float_only=True),
-                          _logsumexp_vjp)
-
-
 # NumPy sums leading axes row after row, one inner loop per row: BLAS sums them as a product
 # with a vector of ones, 18 -> 7 us over 256 rows of 512 and 5 -> 1 us over 256 rows of 10.
 _BLAS_ROWS = 16
@@ -261,11 +235,35 @@ def reduce_mean(input_tensor, axis=None, keepdims=False):
 def logsumexp(input_tensor, axis=None, keepdims=False):
     """``log(sum(exp(x)))`` over ``axis``, computed without overflow.
 
+    TF's composite: ``log(sum(exp(x - m))) + m`` with ``m`` the maximum (0 where it is not
+    finite) held constant, so its gradient (the softmax) and where higher orders are None
+    follow from the ops it is made of, as in TF.
+
     >>> import gputape as gt
     >>> round(float(gt.logsumexp([1000.0, 1000.0])), 3)
     1000.693
     """
-    return _reduce(REDUCE_LOGSUMEXP, input_tensor, axis, keepdims)
+    from .elementwise import abs, exp, less, log, stop_gradient, where
+    from .shape import squeeze
+
+    x = as_tensor("reduce_logsumexp", "input_tensor", input_tensor)
+    axes = normalize_axes("reduce_logsumexp", axis, x.ndim)
+    if x.dtype.kind not in "fc":
+        from ..errors import DTypeError
+
+        raise DTypeError(
+            f"reduce_logsumexp: input_tensor must be floating point, got {x.dtype} (shape "
+            f"{x.shape}); hint: gt.cast(x, gt.float32)"
+        )
+    if x.size:
+        raw = reduce_max(x, axes, keepdims=True)
+    else:  # the maximum of nothing is -inf, replaced by 0 below
+        from .creation import zeros
+
+        raw = zeros(_kept_shape(x.shape, axes), dtype=x.dtype, device=x.device)
+    peak = stop_gradient(where(less(abs(raw), math.inf), raw, 0))
+    out = log(reduce_sum(exp(x - peak), axes, keepdims=True)) + peak
+    return out if keepdims else squeeze(out, axes) if axes else out
 
 
 reduce_logsumexp = logsumexp
