@@ -292,7 +292,7 @@ def _operands(prim: Primitive, args: tuple) -> list:
         if isinstance(value, Tensor):
             if isinstance(value, Variable):
                 note_variable_read(value)
-                value = tensors[i] = value._snapshot()
+                value = tensors[i] = _read(value)
             dev = device_of(value._data)
             if device is None:
                 device, device_arg = dev, i
@@ -388,6 +388,21 @@ def _check_dtypes(prim: Primitive, tensors) -> None:
                     f"{prim.name}: needs a float tensor, got {describe(prim, tensors)}; hint: "
                     f"gt.cast(x, gt.float32)"
                 )
+
+
+def _read(variable: Variable) -> Tensor:
+    """A read of ``variable``. It carries the Variable's id where a recording tape watches
+    the Variable, so that gradients reach it; else an id of its own, so that a later
+    ``watch()`` does not connect it (TF records a read only while the Variable is watched: a
+    read before ``watch()``, inside ``stop_recording()`` or outside any tape stays a
+    constant)."""
+    snapshot = variable._snapshot()
+    uid = variable._uid
+    for tape in recording.tapes:
+        if uid in tape._watched:
+            return snapshot
+    snapshot._uid = next(_ids)
+    return snapshot
 
 
 def note_variable_read(variable: Variable) -> None:

@@ -334,3 +334,28 @@ def test_empty_jacobian_is_a_constant_and_batch_jacobian_zeros_take_the_targets_
     check(tape.batch_jacobian(y, u), np.zeros((2, 2, 2)), device, np.float64)
     check(tape.batch_jacobian(y, u, unconnected_gradients="zero"), np.zeros((2, 2, 2)),
           device, np.float32)
+
+
+# == 10. a Variable read before it is watched stays a constant =================================
+
+
+def test_a_variable_read_before_watch_is_not_connected(device):
+    """``y = v * w`` (w not trainable), then ``t.watch(w)``: TF 2.21 gives None for
+    ``gradient(y, w)`` and 3.0 for ``gradient(y, v)`` (gputape gave 2.0 for w: all reads of
+    a Variable shared its id). A read inside ``stop_recording()`` stays a constant too, while
+    a read after the watch is followed (TF 2.21: 5.0)."""
+    v, w = gt.Variable(2.0), gt.Variable(3.0, trainable=False)
+    with gt.GradientTape() as tape:
+        y = v * w
+        tape.watch(w)
+    gw, gv = tape.gradient(y, [w, v])
+    assert gw is None
+    check(gv, 3.0, device, np.float32)
+    w2 = gt.Variable(3.0, trainable=False)
+    with gt.GradientTape() as outer:
+        with outer.stop_recording():
+            read = w2 * 1.0
+        outer.watch(w2)
+        y = read * 2.0
+        later = w2 * 5.0
+    check(outer.gradient([y, later], w2), 5.0, device, np.float32)
