@@ -359,3 +359,22 @@ def test_a_variable_read_before_watch_is_not_connected(device):
         y = read * 2.0
         later = w2 * 5.0
     check(outer.gradient([y, later], w2), 5.0, device, np.float32)
+
+
+def test_a_result_read_before_an_outer_reset_is_not_connected(device):
+    """``r = v * 1`` recorded, ``outer.reset()``, then ``y = r * v``: TF 2.21 gives 4.0 on the
+    inner tape (both paths) and 2.0 on the reset outer tape (only the read after the reset);
+    the same on a single persistent tape reset in between."""
+    v = gt.Variable(2.0)
+    with gt.GradientTape() as outer:
+        with gt.GradientTape() as inner:
+            r = v * 1.0
+            outer.reset()
+            y = r * v
+        check(inner.gradient(y, v), 4.0, device, np.float32)
+    check(outer.gradient(y, v), 2.0, device, np.float32)
+    with gt.GradientTape(persistent=True) as tape:
+        r = v * 1.0
+        tape.reset()
+        y = r * v
+    check(tape.gradient(y, v), 2.0, device, np.float32)
