@@ -378,3 +378,17 @@ def test_a_result_read_before_an_outer_reset_is_not_connected(device):
         tape.reset()
         y = r * v
     check(tape.gradient(y, v), 2.0, device, np.float32)
+
+
+def test_stop_gradient_of_a_variable_does_not_watch_it(device):
+    """``stop_gradient(v)`` of a trainable Variable inside a tape: TF 2.21's
+    ``watched_variables()`` is empty (gputape listed ``v``); a plain read watches it."""
+    v = gt.Variable([1.0, 2.0])
+    with gt.GradientTape() as tape:
+        y = gt.stop_gradient(v) * 2.0
+    assert tape.watched_variables() == ()
+    check(y, [2.0, 4.0], device, np.float32)
+    with gt.GradientTape() as tape:
+        y = gt.stop_gradient(v) * v
+    assert tape.watched_variables() == (v,)
+    check(tape.gradient(y, v), [1.0, 2.0], device, np.float32)

@@ -10,6 +10,7 @@ from ..dispatch import apply
 from ..fastpath import binary, unary
 from ..hostpool import zeros_operand
 from ..registry import defvjp, primitive, ufunc
+from ..tensor import Variable
 
 # -- arithmetic ---------------------------------------------------------------------------
 
@@ -463,6 +464,8 @@ def stop_gradient(x):
     >>> float(tape.gradient(y, x))
     3.0
     """
+    if isinstance(x, Variable):  # a read no tape watches for (TF: not in watched_variables)
+        x = x._snapshot()
     return apply(STOP_GRADIENT, x)
 
 
