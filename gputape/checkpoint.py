@@ -11,9 +11,11 @@ process resumes bit for bit in another.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
+import time
 import warnings
 import zipfile
 
@@ -147,7 +149,8 @@ def load(path: "str | os.PathLike", variables, optimizer=None) -> None:
                             "state; hint: load without optimizer=, or save with one")
         elif state["class"] != cls:
             problems.append(f"optimizer: {state['class']} in the checkpoint, {cls} passed; hint: "
-                            f"create a {state['class']} as at save time")
+                            f"create {_article(state['class'])} {state['class']} as at save "
+                            f"time")
         else:
             for ref in state["slots"]:
                 if ref["key"] in fitting:
@@ -222,9 +225,20 @@ def _fits(what: str, array: np.ndarray, var: Variable) -> list:
     return problems
 
 
+# A temporary file whose writer has gone (a process killed mid-save) is removed by the next
+# save of the same checkpoint. Its name carries the writer's process id; one without (an older
+# name) counts as gone after this many seconds.
+_STALE_SECONDS = 3600
+
+
 def _write_atomically(path: str, arrays: dict) -> None:
     folder, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            errno.ENOENT, f"gt.save: the folder {folder!r} of {path!r} does not exist; hint: "
+            f"create it first, e.g. os.makedirs({folder!r}, exist_ok=True)", path)
+    _remove_stale_temporaries(folder, base)
+    tmp = os.path.join(folder, f".{base}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     # os.open with 0o666 (not mkstemp's 0o600) so the umask decides the final permissions.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
@@ -243,6 +257,39 @@ def _write_atomically(path: str, arrays: dict) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _remove_stale_temporaries(folder: str, base: str) -> None:
+    """Remove the temporary files of earlier saves of ``base`` whose process is gone."""
+    prefix = f".{base}."
+    for name in os.listdir(folder):
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid, _, token = name[len(prefix):-len(".tmp")].partition(".")
+        full = os.path.join(folder, name)
+        if token and pid.isdigit():
+            if int(pid) == os.getpid() or _running(int(pid)):
+                continue  # a save in progress (in this process: another thread's)
+        else:
+            with contextlib.suppress(OSError):
+                if time.time() - os.path.getmtime(full) < _STALE_SECONDS:
+                    continue
+        with contextlib.suppress(OSError):
+            os.remove(full)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (always True on Windows, where probing
+    with signal 0 would end it: there the age rule of older names does not apply either)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
 
 
 def _read(path: str, where: str) -> "tuple[dict, dict]":
@@ -284,3 +331,7 @@ def _read(path: str, where: str) -> "tuple[dict, dict]":
         raise CheckpointError(f"{where}: damaged checkpoint (an entry without its array, key or "
                               f"variable); hint: save it again")
     return meta, arrays
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

@@ -376,9 +376,10 @@ def _check_dtypes(prim: Primitive, tensors) -> None:
             other = tensors[j]._data.dtype
             if other != first:
                 a, b = _arg(prim, group[0]), _arg(prim, j)
+                name, dtype = _cast_hint((a, first), (b, other))
                 raise DTypeError(
                     f"{prim.name}: argument {a!r} has dtype {first} but {b!r} has dtype {other}; "
-                    f"gputape does not promote silently; hint: gt.cast({b}, {first}) "
+                    f"gputape does not promote silently; hint: gt.cast({name}, gt.{dtype}) "
                     f"(Python numbers adapt on their own)"
                 )
     if prim.float_only:
@@ -388,6 +389,20 @@ def _check_dtypes(prim: Primitive, tensors) -> None:
                     f"{prim.name}: needs a float tensor, got {describe(prim, tensors)}; hint: "
                     f"gt.cast(x, gt.float32)"
                 )
+
+
+def _cast_hint(first: tuple, second: tuple) -> tuple:
+    """``(argument, dtype)`` to suggest for two operands of different dtypes: the integer one
+    to the float's dtype, else the wider float to the narrower (float64 data meeting float32
+    weights: cast the data, not the weights), else the second to the first's."""
+    (a, da), (b, db) = first, second
+    if da.kind in "fc" and db.kind not in "fc":
+        return b, da
+    if db.kind in "fc" and da.kind not in "fc":
+        return a, db
+    if da.kind == db.kind == "f" and da.itemsize > db.itemsize:
+        return a, db
+    return b, da
 
 
 def _read(variable: Variable) -> Tensor:

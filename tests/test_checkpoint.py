@@ -167,7 +167,7 @@ MISMATCHES = [
     ("extra-key", False, _vars(w=((3, 2), "float32")), "adam",
      ["'b'", "(2,)", "float32", "not passed"]),
     ("optimizer-class", False, _vars(w=((3, 2), "float32"), b=((2,), "float32")), "sgd",
-     ["Adam", "SGD"]),
+     ["Adam", "SGD", "create an Adam"]),
     ("no-optimizer-state", False, _vars(w=((3, 2), "float32"), b=((2,), "float32")), "none",
      ["no optimizer state"]),
 ]
@@ -304,3 +304,66 @@ def test_save_argument_errors(tmp_path):
     with pytest.raises(gt.CheckpointError, match="not among `variables`"):
         gt.save(path, [v], opt)
     assert not path.exists() and os.listdir(tmp_path) == []
+
+
+def test_save_into_a_missing_folder_names_the_path(tmp_path):
+    path = tmp_path / "no" / "such" / "model.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        gt.save(path, _model("float32"))
+    message = str(info.value)
+    assert str(path) in message and "does not exist" in message and "hint" in message
+    assert ".tmp" not in message  # not the temporary file's name
+
+
+_KILLED_SAVE = """
+import os, sys, time
+import numpy as np
+import gputape as gt
+from gputape import checkpoint
+
+def slow_savez(file, **arrays):  # writes part of the archive, then hangs: killed mid-save
+    file.write(b"PK" + bytes(1 << 20))
+    file.flush()
+    print("writing", flush=True)
+    time.sleep(600)
+
+checkpoint.np.savez = slow_savez  # NumPy's own, in this child process only
+gt.save(sys.argv[1], {"w": gt.Variable(np.ones(3, np.float32))})
+"""
+
+
+def test_a_save_killed_midway_leaves_its_temporary_file_to_the_next_save(tmp_path):
+    """SIGKILL leaves the previous checkpoint intact and a partial ``.NAME.*.tmp`` behind; the
+    next save of the same path removes it (and only the temporaries of dead writers)."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "model.npz"
+    gt.save(path, _model("float32"))
+    before = path.read_bytes()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "GPUTAPE_DEVICE": "cpu"}
+    for _ in range(2):
+        child = subprocess.Popen([sys.executable, "-c", _KILLED_SAVE, str(path)], env=env,
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline().strip() == "writing"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=60)
+            child.stdout.close()
+    # the second killed save removed the first's orphan when it started; its own is left
+    orphans = sorted(p.name for p in tmp_path.glob(".model.npz.*.tmp"))
+    assert len(orphans) == 1 and path.read_bytes() == before
+    alive = tmp_path / f".model.npz.{os.getpid()}.0123456789ab.tmp"  # a save in progress here
+    alive.write_bytes(b"partial")
+    other = tmp_path / ".other.npz.1.0123456789ab.tmp"  # another checkpoint's
+    other.write_bytes(b"partial")
+    gt.save(path, _model("float32", seed=1))
+    left = sorted(p.name for p in tmp_path.glob(".*.tmp"))
+    assert left == sorted([alive.name, other.name]), left
+    w = gt.Variable(np.zeros((3, 2), np.float32))
+    gt.load(path, {"w": w, "b": gt.Variable(np.zeros(2, np.float32)),
+                   "s": gt.Variable(np.float32(0))})
+    np.testing.assert_array_equal(w.numpy(), _model("float32", seed=1)["w"].numpy())

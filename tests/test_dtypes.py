@@ -278,3 +278,18 @@ def test_comparisons_are_bool_for_every_dtype(device):
         out = t >= 2
         assert out.dtype == np.bool_
         np.testing.assert_array_equal(host(out), [False, True, True])
+
+
+@pytest.mark.parametrize("make, hint", [
+    (lambda w: gt.constant(np.ones((4, 3))) @ w, "gt.cast(a, gt.float32)"),  # float64 data
+    (lambda w: w @ gt.constant(np.ones((2, 4))), "gt.cast(b, gt.float32)"),
+    (lambda w: w + gt.constant(np.ones((3, 2), np.int32)), "gt.cast(y, gt.float32)"),
+    (lambda w: gt.constant(np.ones((3, 2), np.int32)) + w, "gt.cast(x, gt.float32)"),
+], ids=["float64-data-first", "float64-data-second", "int-second", "int-first"])
+def test_dtype_mismatch_hint_casts_the_data_not_the_weights(make, hint):
+    """float64 data meeting float32 weights: the hint casts the data (the wider float) down,
+    and an integer operand up to the float's dtype, whichever side it is on."""
+    w = gt.Variable(np.ones((3, 2), np.float32))
+    with pytest.raises(gt.DTypeError) as info:
+        make(w)
+    assert hint in str(info.value), str(info.value)
