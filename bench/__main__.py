@@ -8,6 +8,7 @@ Example: ``python -m bench --sizes small --workloads sum_xy,mlp_step --json resu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.util
 import json
@@ -76,6 +77,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         parser.error(f"--plot {args.plot}: needs matplotlib; hint: pip install 'gputape[bench]'")
     args.baseline = _baseline(args.compare, parser) if args.compare else None
+    if args.plot and not args.workloads:
+        parser.error(f"--plot {args.plot}: nothing to draw with --workloads none; hint: name "
+                     f"a workload, or leave --plot out")
+    _check_memory(args, parser)
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         try:
@@ -83,7 +88,55 @@ def parse_args(argv=None) -> argparse.Namespace:
                 os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             parser.error(f"{option} {path}: cannot make its folder {folder} ({exc.strerror})")
+        if path:
+            _check_writable(option, path, parser)
     return args
+
+
+# The most bytes per element a sized workload holds at once (inputs, results, gradients and
+# their temporaries in float32), with room to spare: the check refuses sizes that cannot fit.
+_PEAK_BYTES_PER_ELEMENT = 64
+
+
+def _check_memory(args, parser) -> None:
+    """Refuse sizes whose arrays cannot fit in the memory free now, before anything runs."""
+    sized = [w for w in WORKLOADS if w.name in args.workloads and w.sized]
+    if not sized:
+        return
+    largest = max(args.sizes)
+    need = largest * _PEAK_BYTES_PER_ELEMENT
+    free = _free_host_memory()
+    if free is not None and need > free:
+        parser.error(
+            f"--sizes {largest:.3g}: the sized workloads need about {need / 2**30:.1f} GiB "
+            f"({_PEAK_BYTES_PER_ELEMENT} bytes per element), and {free / 2**30:.1f} GiB of "
+            f"memory is free; hint: at most --sizes {free // _PEAK_BYTES_PER_ELEMENT:.2g}")
+
+
+def _free_host_memory() -> "int | None":
+    """Bytes of memory available now (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_writable(option: str, path: str, parser) -> None:
+    """Refuse an output path that cannot be written, before the run rather than after it."""
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        parser.error(f"{option} {path}: cannot write it ({exc.strerror}); hint: give a path "
+                     f"in a folder you can write to")
+    if not existed:
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def _sizes(spec: str) -> "list[int]":

@@ -152,6 +152,22 @@ def test_bad_options_are_refused_before_running(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert "cannot make its folder" in _usage_error(
         ["--json", str(tmp_path / "file" / "x.json")], capsys)
+    (tmp_path / "folder.json").mkdir()  # a path that cannot be opened as a file
+    assert "cannot write it" in _usage_error(["--json", str(tmp_path / "folder.json")], capsys)
+    assert "nothing to draw" in _usage_error(
+        ["--plot", str(tmp_path / "x.png"), "--workloads", "none"], capsys)
+    err = _usage_error(["--sizes", "1e12", "--workloads", "sum_xy"], capsys)
+    assert "GiB" in err and "free" in err and "hint" in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()  # refused before anything was written
+
+
+def test_writable_outputs_are_left_as_they_were(tmp_path):
+    """The check that an output can be written creates nothing that was not there."""
+    parse_args(["--json", str(tmp_path / "r.json"), "--workloads", "none"])
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "old.json").write_text("{}")
+    parse_args(["--json", str(tmp_path / "old.json"), "--workloads", "none"])
+    assert (tmp_path / "old.json").read_text() == "{}"
 
 
 def test_sizes_take_presets_or_numbers():
