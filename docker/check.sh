@@ -104,7 +104,7 @@ buildah run --user "$user" \
 
 # --- 4. what it must have done -----------------------------------------------------------------
 say "checking the run"
-grep -q "SKIPPED.*$NO_GPU_REASON" "$log" \
+grep -q "skipped: $NO_GPU_REASON" "$log" \
     || die "no GPU test was skipped for want of a CUDA device (log: $log)"
 grep -E '^[0-9]+ (passed|skipped)' "$log" | sed 's/^/pytest: /' \
     || die "no pytest summary line in the log ($log)"

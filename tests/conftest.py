@@ -68,3 +68,17 @@ def numpy_route():
 def rng():
     """A seeded NumPy random generator, fresh for every test (reproducible inputs)."""
     return np.random.default_rng(0)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line per skip reason, with its count (pytest's own -rs lists every location)."""
+    reasons: dict = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(
+            report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section("skip reasons", sep="-")
+        for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+            terminalreporter.write_line(f"{count:5} skipped: {reason}")

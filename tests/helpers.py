@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 import gputape as gt
+from gputape.device import why_no_gpu
+
+# The skip reason of every test that needs a GPU (the device-parametrized ones add that their
+# CPU variant ran): one wording, with why there is none.
+NO_GPU = f"no CUDA device ({why_no_gpu()})"
 
 
 def host(value) -> np.ndarray:

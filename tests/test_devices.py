@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import host
+from helpers import NO_GPU, host
 
 import gputape as gt
 from gputape.device import nvidia_gpus_listed
@@ -25,7 +25,6 @@ from gputape.device import nvidia_gpus_listed
 ROOT = Path(__file__).resolve().parent.parent
 GPUS = [d.name for d in gt.list_devices() if d.name.startswith("gpu")]
 HAS_GPU = bool(GPUS)
-NO_GPU = "needs a CUDA GPU: gt.list_devices() lists none on this machine"
 HAS_GPU_REASON = "a CUDA GPU is present, so the no-GPU behaviour cannot be observed here"
 
 

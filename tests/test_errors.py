@@ -15,11 +15,11 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import NO_GPU
 
 import gputape as gt
 
 GPUS = [d.name for d in gt.list_devices() if d.name.startswith("gpu")]
-NO_GPU = "needs a CUDA GPU: gt.list_devices() lists none on this machine"
 
 
 def _x():

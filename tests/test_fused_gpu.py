@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import NO_GPU
 
 from gputape.cuda import launch, loader
 from gputape.device import cupy_or_none
@@ -13,7 +14,7 @@ from gputape.ops.reduction import _sum_to_forward
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(cupy_or_none() is None, reason="needs a CUDA GPU: CuPy sees none"),
+    pytest.mark.skipif(cupy_or_none() is None, reason=NO_GPU),
 ]
 
 

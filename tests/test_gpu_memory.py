@@ -13,11 +13,10 @@ import weakref
 
 import numpy as np
 import pytest
+from helpers import NO_GPU
 
 import gputape as gt
 from gputape.device import cupy_or_none
-
-NO_GPU = "needs a CUDA GPU: gputape.device.cupy_or_none() finds no usable CuPy/CUDA device"
 
 
 def requires_gpu(test):

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import host
+from helpers import NO_GPU, host
 
 import gputape as gt
 from gputape.device import cupy_or_none
 from gputape.interop import export_dlpack
-
-NO_GPU = "needs a CUDA GPU: gputape.device.cupy_or_none() finds no usable CuPy/CUDA device"
 
 
 def requires_gpu(test):
