@@ -311,7 +311,20 @@ def _progress(plan: list):
         from tqdm import tqdm
     except ImportError:
         return plan
-    return tqdm(plan, desc="bench", unit="run", leave=False, file=sys.stderr)
+    bar = tqdm(plan, desc="bench", unit="run", leave=False, file=sys.stderr)
+
+    def named():  # the bar names what runs now: "bench sum_xy 1,000,000 gpu:0"
+        for item in bar:
+            bar.set_description(f"bench {_label(item)}", refresh=True)
+            yield item
+
+    return named()
+
+
+def _label(item) -> str:
+    parts = item if isinstance(item, tuple) else (item,)
+    return " ".join(getattr(p, "name", f"{p:,}" if isinstance(p, int) else str(p))
+                    for p in parts)
 
 
 def _commit() -> str:

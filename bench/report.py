@@ -22,8 +22,8 @@ NO_GPU = "no GPU found"
 
 def format_table(report: dict) -> str:
     """One line per (workload, size, device, framework) with throughput, the GPU/CPU speed-up
-    ("no GPU found" when the run had none) and a peer's time over gputape's; the copy ceiling
-    of each device below, when the report has one.
+    and a peer's time over gputape's; below it, once, why the GPU/CPU column is empty ("no GPU
+    found", or the GPU left out), then each device's copy ceiling, when the report has one.
 
     Example: ``format_table({"results": []})`` is the header and its rule.
     """
@@ -40,8 +40,6 @@ def format_table(report: dict) -> str:
         cpu = ours.get((r["workload"], r["size"], "cpu"))
         if framework == "gputape" and r["device"] != "cpu" and cpu:
             speedup = f"{cpu / r['median_s']:.1f}x"
-        elif framework == "gputape" and not gpu_seen:
-            speedup = NO_GPU if report.get("meta", {}).get("gpu", NO_GPU) == NO_GPU else "not run"
         mine = ours.get((r["workload"], r["size"], r["device"]))
         if framework != "gputape" and mine:
             ratio = f"{r['median_s'] / mine:.2f}"
@@ -51,7 +49,12 @@ def format_table(report: dict) -> str:
         if len(columns) > len(_COLUMNS):
             cells.append(f"{r['peak_bytes'] / 2**20:.1f}" if "peak_bytes" in r else "")
         lines.append(_line(columns, cells))
-    return "\n".join(lines + ceiling_lines(report.get("meta", {})))
+    notes = []
+    if rows and not gpu_seen:  # said once, under the table, not on every row
+        no_gpu = report.get("meta", {}).get("gpu", NO_GPU) == NO_GPU
+        notes.append("GPU/CPU: " + (f"{NO_GPU} (CuPy is not installed or sees no CUDA device)"
+                                    if no_gpu else "not run (the GPU was left out: --devices)"))
+    return "\n".join(lines + notes + ceiling_lines(report.get("meta", {})))
 
 
 def _line(columns, cells) -> str:

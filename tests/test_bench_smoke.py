@@ -74,7 +74,8 @@ def test_runner_writes_json_table_and_plot(tmp_path, capsys, cpu_only):
     header = lines[1]
     assert header.split() == COLUMNS
     table = [line for line in lines if line.startswith(("tiny_chain", "sum_xy"))]
-    assert len(table) == 3 and all("no GPU found" in line for line in table)
+    assert len(table) == 3 and not any("no GPU found" in line for line in table)
+    assert sum(line.startswith("GPU/CPU: no GPU found") for line in lines) == 1  # said once
     assert any(line.startswith("copy ceiling") for line in lines)
     assert any(line.split()[:2] == ["cpu", f"{ceiling['gb_per_s']:.2f}"] for line in lines)
     width, height = _png_size(png.read_bytes())
@@ -200,11 +201,16 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
         def isatty(self):
             return self.tty
 
+    from bench.workloads import WORKLOADS
+
+    plan = [(WORKLOADS[0], 16, "cpu"), (WORKLOADS[1], 1000000, "gpu:0")]
     for tty in (False, True):
         stream = Terminal(tty)
         monkeypatch.setattr(sys, "stderr", stream)
-        assert list(_progress([1, 2, 3])) == [1, 2, 3]
+        assert list(_progress(plan)) == plan
         assert ("bench" in stream.getvalue()) is tty
+        # the bar names the workload, size and device running now
+        assert (f"bench {WORKLOADS[1].name} 1,000,000 gpu:0" in stream.getvalue()) is tty
 
 
 def test_help_lists_the_options(capsys):
@@ -232,22 +238,24 @@ def _column_ends(header: str) -> "list[int]":
                                                         "peer/gputape")]
 
 
-def test_table_says_no_gpu_found_in_its_column():
+def test_table_says_no_gpu_found_once_under_the_table():
     report = {"results": [_row("sum_xy", 10, "cpu", 1.0, gb_per_s=0.5),
+                          _row("sum_xy", 100, "cpu", 1.0, gb_per_s=0.5),
                           _row("sum_xy", 10, "cpu", 2.5, "torch", gb_per_s=0.2)]}
-    header, rule, ours, torch = format_table(report).splitlines()
+    header, rule, ours, ours_big, torch, note = format_table(report).splitlines()
     assert len(header) == len(rule) == len(ours) == len(torch)
     gpu_end = _column_ends(header)[2]
-    assert ours.index("no GPU found") + len("no GPU found") == gpu_end
-    assert ours[gpu_end - 20:gpu_end].split() == ["0.50", "no", "GPU", "found"]
-    assert torch[gpu_end - 12:gpu_end].strip() == ""
+    assert ours[gpu_end - 20:gpu_end].split() == ["0.50"]  # the column left empty
+    assert "no GPU" not in ours + ours_big + torch
+    assert note.startswith("GPU/CPU: no GPU found") and "CuPy" in note
     assert torch.rstrip().endswith("2.50") and len(torch.rstrip()) == _column_ends(header)[3]
 
 
 def test_table_says_not_run_when_a_gpu_was_left_out():
     report = {"meta": {"gpu": "Fake GPU"}, "results": [_row("sum_xy", 10, "cpu", 1.0)]}
-    header, _, row = format_table(report).splitlines()
-    assert row[:_column_ends(header)[2]].endswith(" not run") and "no GPU" not in row
+    header, _, row, note = format_table(report).splitlines()
+    assert "not run" not in row and "no GPU" not in row
+    assert note.startswith("GPU/CPU: not run") and "--devices" in note
 
 
 def test_table_reports_speedup_against_cpu():
@@ -342,4 +350,4 @@ def test_memory_column_measures_a_fresh_process(capsys):
     assert large > 0.9 * 2 * 4 * 4_000_000  # at least the two float32 gradients (new arrays)
     assert small < large
     report = {"results": [_row("sum_xy", 10, "cpu", 1.0, peak_bytes=3 * 2**20)]}
-    assert format_table(report).splitlines()[-1].rstrip().endswith("3.0")
+    assert format_table(report).splitlines()[2].rstrip().endswith("3.0")  # the row
