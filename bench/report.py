@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+from .workloads import WORKLOADS
+
 REGRESSION = 0.10  # slower by more than this fraction counts as a regression
 
 
@@ -18,6 +20,7 @@ _COLUMNS = [("workload", "<18"), ("size", ">11"), ("", "2"), ("device", "<7"),
             ("framework", "<11"), ("median", ">11"), ("spread", ">10"), ("elem/s", ">11"),
             ("GB/s", ">8"), ("", "2"), ("GPU/CPU", ">12"), ("", "2"), ("peer/gputape", ">12")]
 NO_GPU = "no GPU found"
+_SIZED = frozenset(w.name for w in WORKLOADS if w.sized)
 
 
 def format_table(report: dict) -> str:
@@ -43,8 +46,11 @@ def format_table(report: dict) -> str:
         mine = ours.get((r["workload"], r["size"], r["device"]))
         if framework != "gputape" and mine:
             ratio = f"{r['median_s'] / mine:.2f}"
+        # elements per second only where the size is the element count (not for a training
+        # step or a Hessian, whose "size" names the problem)
+        rate = f"{r['elements_per_s']:.3g}" if r["workload"] in _SIZED else "-"
         cells = [r["workload"], f"{r['size']:,}", "", r["device"], framework,
-                 _seconds(r["median_s"]), _seconds(r["spread_s"]), f"{r['elements_per_s']:.3g}",
+                 _seconds(r["median_s"]), _seconds(r["spread_s"]), rate,
                  f"{r['gb_per_s']:.2f}" if "gb_per_s" in r else "", "", speedup, "", ratio]
         if len(columns) > len(_COLUMNS):
             cells.append(f"{r['peak_bytes'] / 2**20:.1f}" if "peak_bytes" in r else "")

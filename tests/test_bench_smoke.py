@@ -351,3 +351,13 @@ def test_memory_column_measures_a_fresh_process(capsys):
     assert small < large
     report = {"results": [_row("sum_xy", 10, "cpu", 1.0, peak_bytes=3 * 2**20)]}
     assert format_table(report).splitlines()[2].rstrip().endswith("3.0")  # the row
+
+
+def test_elements_per_second_only_for_sized_workloads():
+    """A training step's or a Hessian's "size" names the problem, not elements streamed."""
+    report = {"results": [_row("sum_xy", 1000, "cpu", 1e-3), _row("mlp_step", 256, "cpu", 1e-3),
+                          _row("hessian_64", 64, "cpu", 1e-3)]}
+    header, _, sized, step, hessian = format_table(report).splitlines()[:5]
+    end = header.index("elem/s") + len("elem/s")
+    assert sized[:end].split()[-1] == "1e+06"
+    assert step[:end].split()[-1] == "-" and hessian[:end].split()[-1] == "-"
