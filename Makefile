@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 bench: $(STAMP)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/gputape-bench $(BENCH_ARGS)
 
 # GPUTAPE_REQUIRE_NVRTC=1: the kernels' NVRTC check fails, rather than skips, without NVRTC.
 test: $(STAMP)

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 import gputape as gt
-
-from .timing import synchronizer
-from .workloads import WORKLOADS
+from gputape.bench.timing import synchronizer
+from gputape.bench.workloads import WORKLOADS
 
 DEVICES = [d.name for d in gt.list_devices()]
 SIZE = 10**5  # the sized workloads run at one representative size here; the runner sweeps

@@ -1,6 +1,6 @@
-"""A smoke run of the data-parallel benchmark (``bench.distributed``) over 2 local MPI ranks at
-tiny sizes: it runs, checks its own results, and writes the JSON the runner keeps. The real
-numbers come from ``python -m bench --workloads none --distributed 2``."""
+"""A smoke run of the data-parallel benchmark (``gputape.bench.distributed``) over 2 local MPI
+ranks at tiny sizes: it runs, checks its own results, and writes the JSON the runner keeps. The
+real numbers come from ``gputape-bench --workloads none --distributed 2``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _run_quick(tmp_path):
     out = tmp_path / "distributed.json"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    command = mpi_helpers.command(2, [sys.executable, "-m", "bench.distributed", "--quick",
+    command = mpi_helpers.command(2, [sys.executable, "-m", "gputape.bench.distributed", "--quick",
                                       "--json", str(out)])
     done = mpi_helpers.run_group(command, timeout=TIMEOUT_S, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -66,7 +66,7 @@ def test_two_ranks_write_the_report(tmp_path):
 
 
 def test_runner_spawns_the_ranks_or_says_why_not(monkeypatch, capsys):
-    import bench.distributed as bd
+    import gputape.bench.distributed as bd
 
     _needs_mpi()
     report = bd.spawn(2, repeat=1, quick=True, timeout_s=TIMEOUT_S)
@@ -81,8 +81,8 @@ def test_runner_spawns_the_ranks_or_says_why_not(monkeypatch, capsys):
 
 
 def test_runner_option_puts_the_results_under_distributed(tmp_path, monkeypatch, capsys):
-    import bench.distributed as bd
-    from bench.__main__ import main, parse_args
+    import gputape.bench.distributed as bd
+    from gputape.bench.__main__ import main, parse_args
 
     assert parse_args([]).distributed == 0  # `make bench` does not start MPI
     monkeypatch.setattr(bd, "find_mpiexec", lambda: None)
@@ -101,7 +101,7 @@ def _help(parse_args, capsys) -> str:
 
 
 def test_ranks_start_on_this_machine_over_the_loopback_interface(monkeypatch, capsys):
-    import bench.distributed as bd
+    import gputape.bench.distributed as bd
 
     _needs_mpi()
     version = subprocess.run([mpi_helpers.find_mpiexec(), "--version"], capture_output=True,

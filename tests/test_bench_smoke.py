@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import gputape as gt
-from bench.__main__ import _devices, _progress, main, parse_args
-from bench.report import compare, format_table
+from gputape.bench.__main__ import _devices, _progress, main, parse_args
+from gputape.bench.report import compare, format_table
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ["--sizes", "1e3,2e3", "--repeat", "2", "--devices", "cpu"]
@@ -172,7 +172,7 @@ def test_writable_outputs_are_left_as_they_were(tmp_path):
 
 
 def test_sizes_take_presets_or_numbers():
-    from bench.workloads import SIZES
+    from gputape.bench.workloads import SIZES
 
     assert parse_args(["--sizes", "small"]).sizes == SIZES["small"]
     assert parse_args(["--sizes", "2e3,500"]).sizes == [2000, 500]
@@ -180,7 +180,7 @@ def test_sizes_take_presets_or_numbers():
 
 
 def test_a_peer_not_installed_gets_a_note(monkeypatch, capsys, cpu_only):
-    import bench.__main__ as runner
+    import gputape.bench.__main__ as runner
 
     monkeypatch.setattr(runner, "installed", lambda names: [])
     assert main(["--workloads", "tiny_chain", "--repeat", "1", "--devices", "cpu", "--peers",
@@ -201,7 +201,7 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
         def isatty(self):
             return self.tty
 
-    from bench.workloads import WORKLOADS
+    from gputape.bench.workloads import WORKLOADS
 
     plan = [(WORKLOADS[0], 16, "cpu"), (WORKLOADS[1], 1000000, "gpu:0")]
     for tty in (False, True):
@@ -277,7 +277,7 @@ def test_table_footer_gives_each_devices_copy_ceiling():
 
 
 def _gpu_ceiling(memcpy, kernel, peak=None, device="NVIDIA H100 80GB HBM3"):
-    """A GPU's copy ceiling as bench.timing.copy_ceiling writes it."""
+    """A GPU's copy ceiling as gputape.bench.timing.copy_ceiling writes it."""
     higher = "kernel" if kernel > memcpy else "memcpy"
     return {"gb_per_s": max(memcpy, kernel), "higher": higher, "memcpy": {"gb_per_s": memcpy},
             "kernel": {"gb_per_s": kernel}, "buffer_bytes": 256 * 2**20,
@@ -305,7 +305,7 @@ def test_plot_draws_gb_per_s_against_each_devices_ceiling(tmp_path, monkeypatch)
     pytest.importorskip("matplotlib", reason="matplotlib is the optional 'bench' extra")
     from matplotlib.axes import Axes
 
-    from bench.report import plot
+    from gputape.bench.report import plot
 
     drawn = []
     real = Axes.axhline
@@ -322,7 +322,7 @@ def test_plot_draws_gb_per_s_against_each_devices_ceiling(tmp_path, monkeypatch)
 
 
 def test_unknown_peer_names_are_refused():
-    from bench.peers import PEERS, installed
+    from gputape.bench.peers import PEERS, installed
 
     with pytest.raises(SystemExit, match="unknown peer"):
         installed("torch,mxnet")
@@ -330,7 +330,7 @@ def test_unknown_peer_names_are_refused():
 
 
 def test_a_peer_is_timed_in_its_own_process():
-    from bench.peers import installed, time_peer
+    from gputape.bench.peers import installed, time_peer
 
     if "torch" not in installed("torch"):
         pytest.skip("PyTorch is not installed here (an optional peer)")
@@ -340,7 +340,7 @@ def test_a_peer_is_timed_in_its_own_process():
 
 
 def test_memory_column_measures_a_fresh_process(capsys):
-    from bench.memory import peak_bytes, supported
+    from gputape.bench.memory import peak_bytes, supported
 
     if not supported():
         pytest.skip("peak memory is measured through /proc (Linux only)")

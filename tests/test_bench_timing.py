@@ -15,7 +15,7 @@ import types
 import numpy as np
 import pytest
 
-from bench import timing
+from gputape.bench import timing
 
 WARMUP_S = 100.0  # a warm-up call takes this long: timed, it would swamp every sample
 
@@ -347,7 +347,7 @@ def test_cpu_copy_ceiling_counts_bytes_read_and_written():
 
 
 def test_meta_names_the_gpus_and_cuda_versions(monkeypatch):
-    from bench.__main__ import _meta
+    from gputape.bench.__main__ import _meta
 
     _install(monkeypatch, _fake_cupy(_Clock([])))
     meta = _meta(True, ["cpu", "gpu:0", "gpu:1"])

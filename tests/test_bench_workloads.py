@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import peers
-from bench.workloads import SIZES, WORKLOADS
+from gputape.bench import peers
+from gputape.bench.workloads import SIZES, WORKLOADS
 
 
 def _f64(inputs: dict) -> dict:

@@ -188,3 +188,25 @@ def test_make_test_installs_and_requires_the_nvrtc_check():
     assert "gpu-check" in install, install
     test_rule = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "GPUTAPE_REQUIRE_NVRTC=1" in test_rule and "pytest" in test_rule, test_rule
+
+
+def test_the_benchmark_runner_ships_and_runs_outside_the_checkout(repo_wheel, tmp_path):
+    """``pip install 'gputape[bench]'`` then ``gputape-bench``: the runner is in the wheel, with
+    its console script, and runs from an installed copy (not the checkout's ``bench/``)."""
+    with zipfile.ZipFile(repo_wheel) as archive:
+        names = archive.namelist()
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        scripts = archive.read(entry_points).decode()
+    for module in ("__main__", "timing", "workloads", "report", "peers", "memory"):
+        assert f"gputape/bench/{module}.py" in names, module
+    assert "gputape-bench = gputape.bench.__main__:main" in scripts, scripts
+    target = tmp_path / "site"
+    _pip("install", "--quiet", "--no-deps", "--no-index", "--target", target, repo_wheel)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(target)
+    out = _run([sys.executable, "-m", "gputape.bench", "--workloads", "sum_xy", "--sizes",
+                "1e3", "--devices", "cpu", "--repeat", "1", "--json", "r.json"],
+               cwd=tmp_path, env=env)
+    assert "sum_xy" in out.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [r["workload"] for r in report["results"]] == ["sum_xy"]

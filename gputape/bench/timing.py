@@ -296,7 +296,8 @@ def _gpu_copy_ceiling(device_name: str, nbytes: "int | None", repeat: int, warmu
                 raise RuntimeError(
                     f"copy_ceiling: on {device_name} the {method} copy left its destination "
                     f"different from its source, so its GB/s would mean nothing; hint: check "
-                    f"the device, and for the kernel COPY_KERNEL and its launch in bench.timing")
+                    f"the device, and for the kernel COPY_KERNEL and its launch in "
+                    f"gputape.bench.timing")
             figures[method] = {"gb_per_s": _gb_per_s(src.nbytes, timing),
                                "median_s": timing.median_s, "spread_s": timing.spread_s}
     figures["memcpy"]["method"] = "cupy.copyto: cudaMemcpyAsync device to device"

@@ -99,7 +99,8 @@ def ceiling_lines(meta: dict) -> "list[str]":
                          f"ceiling {c['fraction_of_peak']:.1%} of it")
         else:
             lines.append(f"{'':9}specified peak: unknown (no entry for "
-                         f"{c.get('device', 'this card')!r} in bench.timing.PEAK_BANDWIDTH)")
+                         f"{c.get('device', 'this card')!r} in "
+                         f"gputape.bench.timing.PEAK_BANDWIDTH)")
     return lines
 
 

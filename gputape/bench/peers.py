@@ -406,7 +406,7 @@ def time_peer(name: str, plan: "list[tuple]", repeat: int, timeout_s: float = 18
     root, env = child_env()
     request = json.dumps({"plan": plan, "repeat": repeat})
     try:
-        done = subprocess.run([sys.executable, "-m", "bench.peers", name], input=request,
+        done = subprocess.run([sys.executable, "-m", "gputape.bench.peers", name], input=request,
                               capture_output=True, text=True, env=env, cwd=root,
                               timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -8,7 +8,7 @@ resident set rose above where it started: the memory one forward + gradient need
 inputs.
 Linux only; elsewhere the runner reports no memory column.
 
-Child usage: ``python -m bench.memory FRAMEWORK WORKLOAD SIZE``; prints the peak in bytes.
+Child usage: ``python -m gputape.bench.memory FRAMEWORK WORKLOAD SIZE``; prints the peak in bytes.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def peak_bytes(framework: str, workload: str, size: int, timeout_s: float = 300)
         return None
     root, env = child_env()
     try:
-        done = subprocess.run([sys.executable, "-m", "bench.memory", framework, workload,
+        done = subprocess.run([sys.executable, "-m", "gputape.bench.memory", framework, workload,
                                str(size)], capture_output=True, text=True, env=env,
                               timeout=timeout_s, cwd=root)
     except subprocess.TimeoutExpired:
@@ -45,9 +45,9 @@ def peak_bytes(framework: str, workload: str, size: int, timeout_s: float = 300)
 
 
 def child_env() -> "tuple[str, dict]":
-    """The checkout's root and an environment whose Python imports ``bench`` and ``gputape``
-    from it: for the runner's child processes."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """The folder holding this ``gputape`` package and an environment whose Python imports
+    ``gputape`` from it (a checkout, or site-packages): for the runner's child processes."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     return root, dict(os.environ, PYTHONPATH=path)
 

@@ -4,9 +4,10 @@ Workloads: the allreduce of one large tensor and of many small tensors (bucketed
 and raw mpi4py calls as the floor), and a data-parallel MLP step against the single-process
 step on the full batch and on one rank's shard.
 
-Usage: ``mpiexec -n 2 python -m bench.distributed [--json PATH] [--repeat N] [--quick]``; rank
-0 prints the table and writes the JSON. The runner starts it with ``python -m bench
---distributed 2`` (see :func:`spawn`), skipping, with the reason, without mpi4py or mpiexec.
+Usage: ``mpiexec -n 2 python -m gputape.bench.distributed [--json PATH] [--repeat N]
+[--quick]``; rank 0 prints the table and writes the JSON. The runner starts it with
+``gputape-bench --distributed 2`` (see :func:`spawn`), skipping, with the reason, without
+mpi4py or mpiexec.
 
 Timing: warm-up calls excluded; a barrier before every timed repeat; a repeat loops the call
 until it lasts ``--min-time`` (the same loop count on every rank) and is timed with
@@ -57,7 +58,7 @@ SUMMARY_KEYS = ("bucketing_gain", "large_vs_mpi4py", "dp_speedup_vs_single_full"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="mpiexec -n 2 python -m bench.distributed",
+    parser = argparse.ArgumentParser(prog="mpiexec -n 2 python -m gputape.bench.distributed",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="PATH", help="rank 0 also writes the results as JSON")
     parser.add_argument("--repeat", type=_positive, default=None,
@@ -103,7 +104,8 @@ class World:
             self.comm = MPI.COMM_WORLD
             self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
             if (self.rank, self.size) != (dist.rank(), dist.size()):
-                raise SystemExit("bench.distributed: gputape's group is not MPI's COMM_WORLD")
+                raise SystemExit("gputape.bench.distributed: gputape's group is not MPI's "
+                                 "COMM_WORLD")
             self.local_size = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
 
     def barrier(self) -> None:
@@ -564,7 +566,7 @@ def _meta(world: World, args, blas: Blas, default_threads, rank_threads) -> dict
 
 def _library_clean() -> "bool | None":
     """Whether the measured library (``gputape/``) has no uncommitted changes."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         out = subprocess.run(["git", "status", "--porcelain", "--", "gputape"],
                              capture_output=True, text=True, timeout=10, cwd=root)
@@ -668,7 +670,7 @@ def missing() -> "str | None":
 
 def spawn(ranks: int = 2, repeat: "int | None" = None, quick: bool = False,
           timeout_s: float = 600, extra_args: "list[str] | tuple" = ()) -> dict:
-    """Run ``mpiexec -n RANKS python -m bench.distributed`` and return its report, or
+    """Run ``mpiexec -n RANKS python -m gputape.bench.distributed`` and return its report, or
     ``{"skipped": reason}`` when it cannot run (mpi4py or mpiexec missing, a failure, a
     timeout); the reason is printed."""
     from .memory import child_env
@@ -680,7 +682,7 @@ def spawn(ranks: int = 2, repeat: "int | None" = None, quick: bool = False,
             path = os.path.join(tmp, "distributed.json")
             mpiexec = find_mpiexec()
             command = [mpiexec, *local_launch_args(mpiexec), "-n", str(ranks), sys.executable,
-                       "-m", "bench.distributed", "--json", path, *extra_args]
+                       "-m", "gputape.bench.distributed", "--json", path, *extra_args]
             if repeat is not None:
                 command += ["--repeat", str(repeat)]
             if quick:

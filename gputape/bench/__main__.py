@@ -1,0 +1,434 @@
+"""``gputape-bench``: run the workload suite on every available device and print a table.
+
+Also ``python -m gputape.bench``, and ``python -m bench`` in a checkout.
+Example: ``gputape-bench --sizes small --workloads sum_xy,mlp_step --json results.json``;
+``gputape-bench --workloads none --distributed 2`` runs only the data-parallel benchmark
+(``gputape.bench.distributed``, over 2 local MPI ranks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+
+import gputape as gt
+
+from .memory import peak_bytes
+from .peers import PEERS, installed, requested, time_peer
+from .report import compare, format_table, plot
+from .timing import copy_ceiling, cpu_ceiling_bytes, gpu_name, measure
+from .workloads import SIZES, WORKLOADS
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The runner's options, checked: a bad value ends in argparse's usage error (exit 2) that
+    names the option, the value and what would do. ``--compare``'s file is read here and the
+    folders of ``--json`` and ``--plot`` are made, so that nothing fails after a long run.
+
+    Example: ``parse_args(["--sizes", "small"]).repeat == 7``.
+    """
+    parser = argparse.ArgumentParser(prog="gputape-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", default="all",
+                        help="comma-separated device names (cpu, gpu:0, ...) or 'all'")
+    parser.add_argument("--sizes", type=_sizes, default="medium",
+                        help="element counts for the sized workloads: "
+                             + ", ".join(sorted(SIZES)) + ", or numbers such as 2e6,1e7")
+    parser.add_argument("--repeat", type=_repeat, default=7,
+                        help="timed samples per measurement (at least 1; default 7)")
+    parser.add_argument("--workloads", default="all",
+                        help="comma-separated workload names, 'all' or 'none': "
+                             + ", ".join(w.name for w in WORKLOADS))
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="also draw time and GB/s against size (PNG, log-log; needs "
+                             "matplotlib)")
+    parser.add_argument("--peers", nargs="?", const="all", default=None, metavar="NAMES",
+                        help="also run the workloads in PyTorch, JAX, TensorFlow and HIPS "
+                             "autograd when installed (or only the comma-separated NAMES: "
+                             + ",".join(PEERS) + ")")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure the peak memory of one call on the CPU (Linux; one "
+                             "fresh process per workload and framework)")
+    parser.add_argument("--distributed", type=int, default=0, metavar="RANKS",
+                        help="also run gputape.bench.distributed (allreduce and a data-parallel "
+                             "step) over RANKS local MPI ranks with mpiexec; its results go under "
+                             "'distributed' in the JSON (skipped, saying why, without mpi4py or "
+                             "mpiexec)")
+    parser.add_argument("--compare", metavar="PATH",
+                        help="compare with an earlier --json file; exit 1 on a >10%% regression")
+    args = parser.parse_args(argv)
+    if args.distributed < 0:
+        parser.error(f"--distributed {args.distributed}: give a number of ranks (0: off)")
+    args.workloads = _workload_names(args.workloads, parser)
+    args.devices = _device_names(args.devices, parser)
+    if args.peers:
+        try:
+            requested(args.peers)
+        except SystemExit as exc:
+            parser.error(f"--peers {args.peers}: {str(exc).removeprefix('bench: ')}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error(f"--plot {args.plot}: needs matplotlib; hint: pip install 'gputape[bench]'")
+    args.baseline = _baseline(args.compare, parser) if args.compare else None
+    if args.plot and not args.workloads:
+        parser.error(f"--plot {args.plot}: nothing to draw with --workloads none; hint: name "
+                     f"a workload, or leave --plot out")
+    _check_memory(args, parser)
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        try:
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"{option} {path}: cannot make its folder {folder} ({exc.strerror})")
+        if path:
+            _check_writable(option, path, parser)
+    return args
+
+
+# The most bytes per element a sized workload holds at once (inputs, results, gradients and
+# their temporaries in float32), with room to spare: the check refuses sizes that cannot fit.
+_PEAK_BYTES_PER_ELEMENT = 64
+
+
+def _check_memory(args, parser) -> None:
+    """Refuse sizes whose arrays cannot fit in the memory free now, before anything runs."""
+    sized = [w for w in WORKLOADS if w.name in args.workloads and w.sized]
+    if not sized:
+        return
+    largest = max(args.sizes)
+    need = largest * _PEAK_BYTES_PER_ELEMENT
+    free = _free_host_memory()
+    if free is not None and need > free:
+        parser.error(
+            f"--sizes {largest:.3g}: the sized workloads need about {need / 2**30:.1f} GiB "
+            f"({_PEAK_BYTES_PER_ELEMENT} bytes per element), and {free / 2**30:.1f} GiB of "
+            f"memory is free; hint: at most --sizes {free // _PEAK_BYTES_PER_ELEMENT:.2g}")
+
+
+def _free_host_memory() -> "int | None":
+    """Bytes of memory available now (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_writable(option: str, path: str, parser) -> None:
+    """Refuse an output path that cannot be written, before the run rather than after it."""
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        parser.error(f"{option} {path}: cannot write it ({exc.strerror}); hint: give a path "
+                     f"in a folder you can write to")
+    if not existed:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
+def _sizes(spec: str) -> "list[int]":
+    if spec in SIZES:
+        return SIZES[spec]
+    try:
+        sizes = [int(float(part)) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: give one of {', '.join(sorted(SIZES))} or positive element counts "
+            f"such as 2e6,1e7")
+    return sizes
+
+
+def _repeat(spec: str) -> int:
+    try:
+        value = int(spec)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{spec!r}: give a whole number of samples, at least 1")
+    return value
+
+
+def _workload_names(spec: str, parser) -> "list[str]":
+    if spec == "all":
+        return [w.name for w in WORKLOADS]
+    if spec == "none":
+        return []
+    names = [part.strip() for part in spec.split(",") if part.strip()]
+    known = [w.name for w in WORKLOADS]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        parser.error(f"--workloads {spec}: no workload named {', '.join(unknown) or spec!r}; "
+                     f"choose from {', '.join(known)} (or 'all', 'none')")
+    return names
+
+
+def _device_names(spec: str, parser) -> "list[str]":
+    if spec == "all":
+        return ["all"]
+    names = []
+    for part in (s.strip() for s in spec.split(",") if s.strip()):
+        try:
+            names.append(gt.Device(part).name)
+        except gt.DeviceError:
+            parser.error(f"--devices {spec}: no device kind {part!r}; give cpu, gpu, gpu:N or "
+                         f"all (this machine: {', '.join(d.name for d in gt.list_devices())})")
+    if not names:
+        parser.error(f"--devices {spec!r}: give cpu, gpu, gpu:N or all")
+    return names
+
+
+def _baseline(path: str, parser) -> dict:
+    try:
+        with open(path) as fh:
+            baseline = json.load(fh)
+    except OSError as exc:
+        parser.error(f"--compare {path}: cannot read it ({exc.strerror}); give a file that an "
+                     f"earlier run wrote with --json")
+    except ValueError as exc:
+        parser.error(f"--compare {path}: not JSON ({exc}); give a file that an earlier run "
+                     f"wrote with --json")
+    if not isinstance(baseline, dict) or not isinstance(baseline.get("results"), list):
+        parser.error(f"--compare {path}: no 'results' list in it; give a file that an earlier "
+                     f"run wrote with --json")
+    return baseline
+
+
+def _note(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr)
+
+
+def _devices(names: "list[str]") -> "list[str]":
+    """The devices to run on: those of ``names`` that exist here (a note for each that does
+    not); every one for ``["all"]``."""
+    available = [d.name for d in gt.list_devices()]
+    if names == ["all"]:
+        return available
+    chosen = []
+    for name in names:
+        if name in available:
+            if name not in chosen:
+                chosen.append(name)
+        elif name.startswith("gpu") and not any(a.startswith("gpu") for a in available):
+            _note(f"{name}: no GPU found (CuPy is not installed or sees no CUDA device); "
+                  f"skipped, available: {', '.join(available)}")
+        else:
+            _note(f"{name}: no such device here; skipped, available: {', '.join(available)}")
+    return chosen
+
+
+def run(args) -> dict:
+    """Measure what ``args`` asks for; the report that ``--json`` writes.
+
+    Example: ``run(parse_args(["--workloads", "none"]))["results"] == []``.
+    """
+    chosen = [w for w in WORKLOADS if w.name in args.workloads]
+    devices = _devices(args.devices)
+    if chosen and not devices:
+        raise SystemExit(f"bench: none of the requested devices ({', '.join(args.devices)}) is "
+                         f"available here, nothing to run; available: "
+                         f"{', '.join(d.name for d in gt.list_devices())}")
+    rng = np.random.default_rng(0)
+    plan = [(w, size, device) for w in chosen
+            for size in (args.sizes if w.sized else [w.fixed_size]) for device in devices]
+    meta = _meta(any(d.name.startswith("gpu") for d in gt.list_devices()), devices)
+    if plan:  # first, so that the workloads' GB/s can be read against it
+        largest = max([size for w, size, _ in plan if w.sized], default=0)
+        meta["copy_ceiling"] = {
+            device: copy_ceiling(device, cpu_ceiling_bytes(largest) if device == "cpu" else None,
+                                 repeat=args.repeat)
+            for device in devices}
+    rows = []
+    for workload, size, device in _progress(plan):
+        timing = measure(workload.build(size, device, rng), device, repeat=args.repeat)
+        rows.append(_row(workload, size, device, "gputape", timing.median_s, timing.spread_s,
+                         timing.repeats, timing.loops))
+    peers = _peers(args.peers) if args.peers else []
+    for name in peers:
+        triples = [(w.name, size, device) for w, size, device in plan]
+        for timed in time_peer(name, triples, args.repeat):
+            workload = next(w for w in chosen if w.name == timed["workload"])
+            rows.append(_row(workload, timed["size"], timed["device"], name, timed["median_s"],
+                             timed["spread_s"], timed["repeats"], timed.get("loops", 1)))
+    order = {(w.name, size, device): i for i, (w, size, device) in enumerate(plan)}
+    frameworks = ["gputape", *PEERS]
+    rows.sort(key=lambda r: (order[(r["workload"], r["size"], r["device"])],
+                             frameworks.index(r["framework"])))
+    if args.memory:
+        for row in rows:
+            if row["device"] == "cpu":
+                peak = peak_bytes(row["framework"], row["workload"], row["size"])
+                if peak is not None:
+                    row["peak_bytes"] = peak
+    if args.peers:
+        meta["peers"] = _versions(peers)
+    report = {"meta": meta, "results": rows}
+    if getattr(args, "distributed", 0):
+        from .distributed import spawn
+
+        report["distributed"] = spawn(args.distributed, repeat=args.repeat)
+    return report
+
+
+def _peers(names: str) -> "list[str]":
+    """The requested peers that are installed; one note names those that are not."""
+    have = installed(names)
+    missing = [name for name in requested(names) if name not in have]
+    if missing:
+        _note(f"not installed, skipped: {', '.join(missing)} "
+              f"(pip install {' '.join(PEERS[n][0] for n in missing)})")
+    return have
+
+
+def _row(workload, size, device, framework, median_s, spread_s, repeats, loops) -> dict:
+    row = {"workload": workload.name, "size": size, "device": device, "framework": framework,
+           "median_s": median_s, "spread_s": spread_s, "repeats": repeats, "loops": loops,
+           "elements_per_s": size / median_s}
+    if workload.bytes_per_element:
+        row["gb_per_s"] = size * workload.bytes_per_element / median_s / 1e9
+    return row
+
+
+def _progress(plan: list):
+    """``plan`` wrapped in a progress bar on a terminal (tqdm, when installed); plain otherwise."""
+    if not sys.stderr.isatty():
+        return plan
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return plan
+    bar = tqdm(plan, desc="bench", unit="run", leave=False, file=sys.stderr)
+
+    def named():  # the bar names what runs now: "bench sum_xy 1,000,000 gpu:0"
+        for item in bar:
+            bar.set_description(f"bench {_label(item)}", refresh=True)
+            yield item
+
+    return named()
+
+
+def _label(item) -> str:
+    parts = item if isinstance(item, tuple) else (item,)
+    return " ".join(getattr(p, "name", f"{p:,}" if isinstance(p, int) else str(p))
+                    for p in parts)
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, cwd=os.path.dirname(os.path.abspath(__file__)))
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _versions(names: "list[str]") -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        for dist in (name, f"{name}-cpu"):
+            try:
+                found[name] = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
+    return found
+
+
+def _meta(has_gpu: bool, devices: "list[str] | None" = None) -> dict:
+    """What a run was measured on and how: date, commit, versions, the name of each device in
+    ``devices``; where the machine has a GPU (``has_gpu``), its name (that of the first GPU
+    measured, else of gpu:0) and CuPy's, the driver's and the runtime's versions."""
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "gputape": gt.__version__, "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "cpu": _cpu_name(), "commit": _commit(),
+            "gpu": "no GPU found", "timing": TIMING}
+    devices = devices if devices is not None else ["cpu", *(["gpu:0"] if has_gpu else [])]
+    meta["devices"] = {d: meta["cpu"] for d in devices if d == "cpu"}
+    if has_gpu:
+        import cupy
+
+        runtime = cupy.cuda.runtime
+        gpus = [d for d in devices if d.startswith("gpu")]
+        for device in gpus or ["gpu:0"]:
+            name = gpu_name(int(device.partition(":")[2]))
+            meta["gpu"] = name if meta["gpu"] == "no GPU found" else meta["gpu"]
+            if device in gpus:
+                meta["devices"][device] = name
+        meta["cupy"] = cupy.__version__
+        meta["cuda_driver"] = _cuda_version(runtime.driverGetVersion())
+        meta["cuda_runtime"] = _cuda_version(runtime.runtimeGetVersion())
+    return meta
+
+
+TIMING = ("warm-up calls excluded; each sample loops the call for at least 50 ms; the median "
+          "and interquartile range (spread) over --repeat samples; CPU: perf_counter; GPU: CUDA "
+          "events on the current stream around each sample, then a device synchronize")
+
+
+def _cuda_version(number: int) -> str:
+    return f"{number // 1000}.{number % 1000 // 10}"
+
+
+def main(argv=None) -> int:
+    """Run the benchmark from the command line; 1 when ``--compare`` finds a regression.
+
+    Example: ``main(["--workloads", "sum_xy", "--sizes", "1e3", "--devices", "cpu"])`` prints
+    a table and returns 0.
+    """
+    args = parse_args(argv)
+    report = run(args)
+    meta = report["meta"]
+    print(f"gputape {meta['gputape']} | CPU: {meta['cpu']} | GPU: {meta['gpu']} | "
+          f"{meta['date']} | commit {meta['commit']}")
+    print(format_table(report))
+    if "results" in report.get("distributed", {}):
+        from .distributed import format_report
+
+        print(format_report(report["distributed"]))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2)
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot(report, args.plot)
+        print(f"wrote {args.plot}")
+    if args.baseline is not None:
+        table, regressions = compare(report, args.baseline)
+        print(table)
+        if regressions:
+            print(f"{regressions} regression(s) over 10% against {args.compare}")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
