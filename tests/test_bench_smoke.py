@@ -115,6 +115,20 @@ def test_compare_flags_regressions_over_ten_percent():
     assert regressions == 0 and "+5.0%" in table
 
 
+def test_compare_calls_a_regression_only_beyond_both_runs_noise():
+    """+18 % with spreads of 0.1 s and 0.12 s around 1 s (22 % together): two runs of the same
+    code on a noisy machine, "within noise"; a 30 % slowdown with small spreads: a regression."""
+    def noisy(seconds, spread):
+        report = _report(seconds)
+        report["results"][0]["spread_s"] = spread
+        return report
+
+    table, regressions = compare(noisy(1.18, 0.12), noisy(1.0, 0.1))
+    assert regressions == 0 and "within noise" in table and "+18.0%" in table
+    table, regressions = compare(noisy(1.3, 0.02), noisy(1.0, 0.02))
+    assert regressions == 1 and "  REGRESSION" in table and "4.0%" in table
+
+
 def test_a_missing_gpu_is_named_and_skipped(capsys, cpu_only):
     assert _devices(["cpu", "gpu:0"]) == ["cpu"]
     err = capsys.readouterr().err

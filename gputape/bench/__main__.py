@@ -64,7 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "'distributed' in the JSON (skipped, saying why, without mpi4py or "
                              "mpiexec)")
     parser.add_argument("--compare", metavar="PATH",
-                        help="compare with an earlier --json file; exit 1 on a >10%% regression")
+                        help="compare with an earlier --json file; exit 1 on a regression "
+                             "(>10%% slower and beyond both runs' spread)")
     args = parser.parse_args(argv)
     if args.distributed < 0:
         parser.error(f"--distributed {args.distributed}: give a number of ranks (0: off)")
@@ -425,7 +426,8 @@ def main(argv=None) -> int:
         table, regressions = compare(report, args.baseline)
         print(table)
         if regressions:
-            print(f"{regressions} regression(s) over 10% against {args.compare}")
+            print(f"{regressions} regression(s) over 10% and beyond the noise against "
+                  f"{args.compare}")
             return 1
     return 0
 

@@ -105,25 +105,39 @@ def ceiling_lines(meta: dict) -> "list[str]":
 
 
 def compare(report: dict, baseline: dict, threshold: float = REGRESSION) -> "tuple[str, int]":
-    """A table of time ratios against ``baseline`` and the number of regressions (> threshold)."""
+    """A table of time ratios against ``baseline`` and the number of regressions.
+
+    A row is a regression when it is slower by more than ``threshold`` *and* the slowdown is
+    larger than both runs' noise together (the sum of their interquartile ranges): on a shared
+    machine two runs of the same code differ by more than 10 % while their spreads overlap.
+    Such rows are marked "within noise" and not counted.
+
+    Example: ``compare({"results": []}, {"results": []})[1] == 0``.
+    """
     def key_of(r):
         return r["workload"], r["size"], r["device"], r.get("framework", "gputape")
 
-    old = {key_of(r): r["median_s"] for r in baseline["results"]}
-    lines = [f"{'workload':<18}{'size':>11}  {'device':<7}{'before':>11}{'now':>11}{'change':>9}"]
+    old = {key_of(r): r for r in baseline["results"]}
+    lines = [f"{'workload':<18}{'size':>11}  {'device':<7}{'before':>11}{'now':>11}{'change':>9}"
+             f"{'noise':>9}"]
     regressions = 0
     for r in report["results"]:
-        key = key_of(r)
-        if key not in old:
+        before = old.get(key_of(r))
+        if before is None:
             continue
-        change = r["median_s"] / old[key] - 1
+        change = r["median_s"] / before["median_s"] - 1
+        noise = (before.get("spread_s", 0.0) + r.get("spread_s", 0.0)) / before["median_s"]
         flag = ""
-        if change > threshold:
+        if change > threshold and change > noise:
             regressions += 1
             flag = "  REGRESSION"
+        elif change > threshold:
+            flag = "  within noise"
         lines.append(f"{r['workload']:<18}{r['size']:>11,}  {r['device']:<7}"
-                     f"{_seconds(old[key]):>11}{_seconds(r['median_s']):>11}"
-                     f"{change:>+9.1%}{flag}")
+                     f"{_seconds(before['median_s']):>11}{_seconds(r['median_s']):>11}"
+                     f"{change:>+9.1%}{noise:>9.1%}{flag}")
+    lines.append(f"(a regression: more than {threshold:.0%} slower and beyond the noise, the "
+                 f"two runs' spreads together as a share of the time before)")
     return "\n".join(lines), regressions
 
 
