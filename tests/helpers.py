@@ -12,6 +12,17 @@ from gputape.device import why_no_gpu
 NO_GPU = f"no CUDA device ({why_no_gpu()})"
 
 
+def check(t, expected, device, dtype=None, rtol=1e-5, atol=1e-6):
+    """``t`` is a tensor on ``device`` with ``expected``'s shape and values (and ``dtype``)."""
+    assert isinstance(t, gt.Tensor), f"expected a tensor, got {t!r}"
+    assert t.device == device, f"tensor on {t.device}, expected {device}"
+    expected = np.asarray(expected)
+    assert t.shape == expected.shape, f"shape {t.shape}, expected {expected.shape}"
+    if dtype is not None:
+        assert t.dtype == np.dtype(dtype), f"dtype {t.dtype}, expected {np.dtype(dtype)}"
+    np.testing.assert_allclose(np.asarray(t.numpy()), expected, rtol=rtol, atol=atol)
+
+
 def host(value) -> np.ndarray:
     """A NumPy copy of a tensor (or of anything array-like)."""
     return np.asarray(value.numpy() if isinstance(value, gt.Tensor) else value)

@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 import pytest
-from helpers import count_calls
+from helpers import check, count_calls
 
 import gputape as gt
 from gputape import backward
@@ -23,17 +23,6 @@ ONE_SET = (
     "A non-persistent GradientTape can only be used to compute one set of gradients "
     "(or jacobians)"
 )
-
-
-def check(t, expected, device, dtype=None, rtol=1e-5, atol=1e-6):
-    """``t`` is a tensor on ``device`` with ``expected``'s shape and values (and ``dtype``)."""
-    assert isinstance(t, gt.Tensor), f"expected a tensor, got {t!r}"
-    assert t.device == device, f"tensor on {t.device}, expected {device}"
-    expected = np.asarray(expected)
-    assert t.shape == expected.shape, f"shape {t.shape}, expected {expected.shape}"
-    if dtype is not None:
-        assert t.dtype == np.dtype(dtype), f"dtype {t.dtype}, expected {np.dtype(dtype)}"
-    np.testing.assert_allclose(np.asarray(t.numpy()), expected, rtol=rtol, atol=atol)
 
 
 def no_warnings():

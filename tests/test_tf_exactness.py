@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import check as shared_check
 
 import gputape as gt
 
 
 def check(t, expected, device, dtype=None):
-    assert isinstance(t, gt.Tensor), f"expected a tensor, got {t!r}"
-    assert t.device == device, f"tensor on {t.device}, expected {device}"
-    expected = np.asarray(expected)
-    assert t.shape == expected.shape, f"shape {t.shape}, expected {expected.shape}"
-    if dtype is not None:
-        assert t.dtype == np.dtype(dtype), f"dtype {t.dtype}, expected {np.dtype(dtype)}"
-    np.testing.assert_allclose(t.numpy(), expected, rtol=1e-6, atol=1e-6)
+    """helpers.check, to 1e-6 relative (TF's printed values)."""
+    shared_check(t, expected, device, dtype, rtol=1e-6, atol=1e-6)
+
+
+def check_or_none(t, expected, device, dtype=None):
+    """``t`` is None where TF gives None (``expected`` None), else as :func:`check`."""
+    if expected is None:
+        assert t is None, f"expected None, got {t!r}"
+    else:
+        check(t, expected, device, dtype)
 
 
 SAME_SHAPE = {
@@ -285,11 +289,7 @@ def test_logsumexp_reads_its_forward_intermediates(device):
                     y = gt.reduce_logsumexp(x)
             dy = inner.gradient(y, x)
         check(dy, [0.95257413, 0.04742587], device, np.float32)
-        got = outer.gradient(dy, x)
-        if want is None:
-            assert got is None
-        else:
-            check(got, want, device, np.float32)
+        check_or_none(outer.gradient(dy, x), want, device, np.float32)
 
 
 def test_pow_exponent_gradient_reads_the_power(device):
@@ -307,11 +307,7 @@ def test_pow_exponent_gradient_reads_the_power(device):
                 z = make(p)
             dz = inner.gradient(z, p)
         check(dz, dz_want, device, np.float32)
-        got = outer.gradient(dz, z)
-        if by_z is None:
-            assert got is None
-        else:
-            check(got, by_z, device, np.float32)
+        check_or_none(outer.gradient(dz, z), by_z, device, np.float32)
 
 
 def test_empty_jacobian_is_a_constant_and_batch_jacobian_zeros_take_the_targets_dtype(device):
