@@ -23,6 +23,7 @@ bench: $(STAMP)
 test: $(STAMP)
 	GPUTAPE_REQUIRE_NVRTC=1 $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 # On a GPU machine: the GPU tests with the fused kernels, then with every override off.
 test-gpu: $(STAMP)

@@ -9,20 +9,21 @@
 6.0
 """
 
-from . import (
-    debugging,
-    hostpool,
-    hostthreads,
-    nest,
-    nn,  # noqa: E402 - needs the ops above
-    optimizers,
-    testing,
-)
+from . import nn
 from . import ops as _ops
-from .checkpoint import load, save
-from .custom_gradient import custom_gradient
-from .device import Device, default_device, device, list_devices
-from .dtypes import (
+from .autodiff.custom_gradient import custom_gradient
+from .autodiff.explain import UnconnectedGradientWarning
+from .autodiff.functional import (
+    grad,
+    gradients_function,
+    hessian,
+    value_and_grad,
+    value_and_gradients_function,
+)
+from .autodiff.tape import GradientTape, UnconnectedGradients
+from .core import errors, nest  # noqa: F401 - gt.errors, as before the layers
+from .core.device import Device, default_device, device, list_devices
+from .core.dtypes import (
     as_dtype,
     bool_,
     complex64,
@@ -36,7 +37,7 @@ from .dtypes import (
     int64,
     uint8,
 )
-from .errors import (
+from .core.errors import (
     ArgumentError,
     ArgumentTypeError,
     CheckpointError,
@@ -51,21 +52,21 @@ from .errors import (
     TapeTypeError,
     TapeValueError,
 )
-from .explain import UnconnectedGradientWarning
-from .functional import (
-    grad,
-    gradients_function,
-    hessian,
-    value_and_grad,
-    value_and_gradients_function,
-)
-from .interop import from_dlpack
+from .core.tensor import Tensor, Variable, constant, convert_to_tensor
+from .cuda import overrides as _cuda_overrides
+from .host import pool as hostpool
+from .host import threads as hostthreads
 from .ops import *  # noqa: F403 - the op library is the public surface
-from .optimizers import clip_by_global_norm
-from .tape import GradientTape, UnconnectedGradients
-from .tensor import Tensor, Variable, constant, convert_to_tensor
+from .tools import debugging, interop, testing  # noqa: F401 - gt.interop too
+from .tools.interop import from_dlpack
+from .training import optimizers
+from .training.checkpoint import load, save
+from .training.optimizers import clip_by_global_norm
 
 __version__ = "0.1.0"
+
+# The CUDA backend registers its kernels and fused rules under the ops (it imports no CuPy).
+_cuda_overrides.install()
 
 
 def __getattr__(name: str):

@@ -4,7 +4,7 @@ The ``device`` fixture yields the device name ("cpu", "gpu:0", ...) *inside* ``g
 so tensors made in the test body land there; tests may also pass it on explicitly.
 
 The ``cpu-fused`` variant runs on the CPU with the GPU's fused route switched on for NumPy
-(fused gradient primitives, pending results, pattern sums; see ``gputape.ops.fused``), so every
+(fused gradient primitives, pending results, pattern sums; see ``gputape.cuda.fused``), so every
 tape rule is checked through that route without a GPU. On a GPU machine, run the suite a second
 time with ``GPUTAPE_FUSED=0`` for the unfused GPU path.
 """
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import gputape as gt
-from gputape.device import why_no_gpu
-from gputape.ops import fused
+from gputape.core.device import why_no_gpu
+from gputape.cuda import fused
 
 FUSED_CPU = "cpu-fused"
 NO_GPU_REASON = f"no CUDA device ({why_no_gpu()}); the CPU variant of this test ran"

@@ -14,7 +14,8 @@ import numpy as np
 
 import gputape as gt
 import gputape.distributed as dist
-from gputape.tensor import Tensor
+import gputape.training.distributed as dist_impl
+from gputape.core.tensor import Tensor
 
 FEATURES, HIDDEN, BATCH = 6, 8, 16
 
@@ -158,7 +159,7 @@ def fake_staging(rank: int, size: int) -> dict:
             "broadcast": sent[0].get().tolist(),
             "devices": [a.device.id for a in results],
             "dtypes": [str(a.dtype) for a in results],
-            "backend_by_default": dist._communicator_for(arrays, None, "allreduce").backend,
+            "backend_by_default": dist_impl._communicator_for(arrays, None, "allreduce").backend,
             "current": cupy.current(),
             "gets": gets}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import gputape as gt
-from gputape.device import why_no_gpu
+from gputape.core.device import why_no_gpu
 
 # The skip reason of every test that needs a GPU (the device-parametrized ones add that their
 # CPU variant ran): one wording, with why there is none.
@@ -47,4 +47,6 @@ def count_calls(monkeypatch, owner, name: str) -> list:
         return real(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, counting)
+    if name == "forward" and getattr(owner, "host_forward", None) is real:
+        monkeypatch.setattr(owner, "host_forward", counting)  # a primitive's host copy of it
     return calls

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import gputape as gt
-from gputape.dispatch import apply
-from gputape.ops import fused
+from gputape.core.dispatch import apply
+from gputape.cuda import fused
 from gputape.ops.indexing import SCATTER
 
 BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3))]

@@ -8,7 +8,7 @@ import pytest
 from op_specs import cases, inputs
 
 import gputape as gt
-from gputape._state import recording
+from gputape.core.state import recording
 from gputape.ops import elementwise
 
 CASES = cases()
@@ -143,7 +143,7 @@ def test_a_zero_dimensional_target_listed_twice_sums_into_an_array():
 @pytest.mark.parametrize("count", [1, 2, 7, 8, 9, 100])
 @pytest.mark.parametrize("shape", [(16,), (2,), (3, 4), (4, 1), (1,), ()], ids=str)
 def test_kept_cotangents_add_up_in_order(count, shape, rng):
-    from gputape.backward import _total
+    from gputape.autodiff.backward import _total
 
     first = rng.standard_normal(shape).astype(np.float32)
     more = [rng.standard_normal(shape).astype(np.float32) * 10.0 ** (k % 8) for k in range(count)]
@@ -175,8 +175,8 @@ def test_a_source_reached_many_times_gets_the_tensor_modes_bits(size, rng):
 
 def test_the_tape_knows_when_rules_need_tensors(monkeypatch):
     # Results that stay pending on the host (a fused route for NumPy) need tensor rules.
-    from gputape import backward
-    from gputape.ops import fused
+    from gputape.autodiff import backward
+    from gputape.cuda import fused
 
     x = gt.constant([0.5, 1.0])
     for routed in (False, True):

@@ -347,7 +347,7 @@ def test_cpu_copy_ceiling_counts_bytes_read_and_written():
 
 
 def test_meta_names_the_gpus_and_cuda_versions(monkeypatch):
-    from gputape.bench.__main__ import _meta
+    from gputape.bench.meta import meta as _meta
 
     _install(monkeypatch, _fake_cupy(_Clock([])))
     meta = _meta(True, ["cpu", "gpu:0", "gpu:1"])

@@ -13,8 +13,8 @@ import pytest
 from helpers import host
 
 import gputape as gt
-from gputape import checkpoint
-from gputape.device import device_of
+from gputape.core.device import device_of
+from gputape.training import checkpoint
 
 OPTIMIZERS = {
     "sgd-momentum": lambda: gt.optimizers.SGD(learning_rate=0.05, momentum=0.9),
@@ -219,7 +219,7 @@ class _Trap:
 
 
 def _meta(version: int = 1, array: str = "v0") -> np.ndarray:
-    meta = {"format": "gputape.checkpoint", "version": version, "optimizer": None,
+    meta = {"format": "gputape.training.checkpoint", "version": version, "optimizer": None,
             "variables": [{"key": "0", "name": "v", "dtype": "float32", "shape": [1],
                            "array": array}]}
     return np.frombuffer(json.dumps(meta).encode(), np.uint8)
@@ -319,7 +319,7 @@ _KILLED_SAVE = """
 import os, sys, time
 import numpy as np
 import gputape as gt
-from gputape import checkpoint
+from gputape.training import checkpoint
 
 def slow_savez(file, **arrays):  # writes part of the archive, then hangs: killed mid-save
     file.write(b"PK" + bytes(1 << 20))

@@ -20,7 +20,7 @@ import pytest
 from helpers import NO_GPU, host
 
 import gputape as gt
-from gputape.device import nvidia_gpus_listed
+from gputape.core.device import nvidia_gpus_listed
 
 ROOT = Path(__file__).resolve().parent.parent
 GPUS = [d.name for d in gt.list_devices() if d.name.startswith("gpu")]
@@ -475,7 +475,7 @@ def test_out_of_range_index_lists_raise_on_the_gpu():
                     reason="no NVIDIA GPU on this machine: the NVIDIA driver lists none")
 def test_a_gpu_the_driver_lists_is_usable():
     # Without this, a machine with a GPU but a missing or broken CuPy would skip every GPU test.
-    from gputape.device import why_no_gpu
+    from gputape.core.device import why_no_gpu
 
     assert HAS_GPU, f"the GPU tests would all skip: {why_no_gpu()}"
 
@@ -494,7 +494,7 @@ def test_why_no_gpu_names_the_cause(case, monkeypatch):
     import importlib.util
     import types
 
-    device_module = importlib.import_module("gputape.device")  # gt.device is the function
+    device_module = importlib.import_module("gputape.core.device")  # gt.device is the function
     runtime = types.SimpleNamespace(getDeviceCount=lambda: 0)
     if case == "broken":
         def fail():

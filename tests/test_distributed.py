@@ -16,8 +16,8 @@ import pytest
 
 import gputape as gt
 import gputape.distributed as dist
-from gputape.distributed import _buckets
-from gputape.distributed._comm import SingleProcess
+from gputape.training.distributed import _buckets
+from gputape.training.distributed._comm import SingleProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "distributed_worker.py"

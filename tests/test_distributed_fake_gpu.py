@@ -18,10 +18,11 @@ import pytest
 
 import gputape as gt
 import gputape.distributed as dist
-from gputape.distributed._comm import SingleProcess
-from gputape.distributed._mpi import MPICommunicator
-from gputape.distributed._nccl import NCCLCommunicator, default_gpu
-from gputape.tensor import Tensor
+import gputape.training.distributed as dist_impl
+from gputape.core.tensor import Tensor
+from gputape.training.distributed._comm import SingleProcess
+from gputape.training.distributed._mpi import MPICommunicator
+from gputape.training.distributed._nccl import NCCLCommunicator, default_gpu
 
 NCCL = fake_cupy.NCCL_CONSTANTS
 RANK, GPU = 1, 1
@@ -55,13 +56,13 @@ def cupy(monkeypatch, request):
     fake = fake_cupy.build(devices=2, version=request.param)
     for name, module in fake_cupy.modules(fake).items():
         monkeypatch.setitem(sys.modules, name, module)
-    device_module = importlib.import_module("gputape.device")
+    device_module = importlib.import_module("gputape.core.device")
     monkeypatch.setattr(device_module, "_CUPY_STATE", {"module": fake})
     monkeypatch.setattr(device_module, "_RESOLVED_DEFAULT", {})
     made_by_root = (fake_cupy.UNIQUE_ID if request.param.startswith("14")
                     else fake_cupy.UNIQUE_ID_CUPY13)
     peer = _Peer(RANK, from_root=np.array(list(made_by_root), np.int16))
-    monkeypatch.setattr(dist, "_communicators", {"mpi": peer})
+    monkeypatch.setattr(dist_impl, "_communicators", {"mpi": peer})
     monkeypatch.setenv("PMI_RANK", str(RANK))  # as if started by mpiexec
     monkeypatch.delenv("GPUTAPE_DIST_BACKEND", raising=False)
     monkeypatch.setenv("GPUTAPE_DEVICE", "cpu")
@@ -148,7 +149,7 @@ def test_each_nccl_collective_makes_its_arrays_gpu_current_itself(cupy):
 @pytest.mark.parametrize("cupy", ["14.2.0", "13.6.0"], indirect=True)
 def test_rank_zero_makes_the_unique_id_and_sends_it(cupy, monkeypatch):
     peer = _Peer(0)
-    monkeypatch.setattr(dist, "_communicators", {"mpi": peer})
+    monkeypatch.setattr(dist_impl, "_communicators", {"mpi": peer})
     comm = NCCLCommunicator(peer, device=GPU)
     comm.broadcast([_on_gpu(cupy, [1.0])], root=0)
     assert len(fake_cupy.events(cupy, "get_unique_id")) == 1
@@ -197,7 +198,7 @@ def test_nccl_gpu_defaults_to_gputapes_device_then_cupys(cupy):
 
 def test_backend_from_the_devices(cupy, monkeypatch):
     gpu, host = _on_gpu(cupy, [1.0]), np.ones(1, np.float32)
-    choose = dist._communicator_for
+    choose = dist_impl._communicator_for
     assert choose([gpu, None], None, "x").backend == "nccl"
     assert choose([host], None, "x").backend == "mpi"
     assert choose([gpu, host], None, "x").backend == "mpi"  # NCCL cannot carry the host one
@@ -228,12 +229,12 @@ def test_mpi_override_takes_gpu_tensors_to_mpi_not_nccl(cupy, monkeypatch):
             self.reduced = (type(array), array.device.id)
             return array.copy()  # the other rank is stood in for by zeros: sum = x
 
-    monkeypatch.setattr(dist, "_communicators", {"mpi": Recording(RANK)})
+    monkeypatch.setattr(dist_impl, "_communicators", {"mpi": Recording(RANK)})
     out = dist.allreduce(Tensor._wrap(_on_gpu(cupy, [1.0, 3.0])), backend="mpi")
     np.testing.assert_array_equal(_host(out._data), [0.5, 1.5])
-    assert dist._communicators["mpi"].reduced == (cupy.ndarray, GPU)
+    assert dist_impl._communicators["mpi"].reduced == (cupy.ndarray, GPU)
     assert fake_cupy.events(cupy, "allReduce") == []
-    assert "nccl" not in dist._communicators
+    assert "nccl" not in dist_impl._communicators
 
 
 # -- MPI with GPU buffers --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The one-ufunc fast paths (gputape.fastpath) give exactly what the general path gives: the
+"""The one-ufunc fast paths (gputape.core.fastpath) give exactly what the general path gives: the
 same bits, the same tape entries, the same errors, and they step aside whenever the general path
 has something to do (overrides, check_numerics, large operands, devices, Variables)."""
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import gputape as gt
-from gputape import dispatch, fastpath
-from gputape._state import recording
-from gputape.hostpool import MIN_BYTES
-from gputape.registry import REGISTRY, register_override
+from gputape.core import dispatch, fastpath
+from gputape.core.registry import REGISTRY, implement, unregister
+from gputape.core.state import recording
+from gputape.host.pool import MIN_BYTES
 
 UFUNC_PRIMS = sorted(name for name, prim in REGISTRY.items() if prim.host_ufunc is not None)
 UNARY = [name for name in UFUNC_PRIMS if len(REGISTRY[name].arg_names) == 1]
@@ -143,7 +143,7 @@ def test_array_mode_answers_arrays_and_other_times_tensors():
         recording.arrays = outer
 
 
-def test_it_steps_aside_for_an_override_and_comes_back():
+def test_a_host_implementation_runs_on_the_fast_path_and_goes_away():
     prim = REGISTRY["sin"]
     calls = []
 
@@ -151,13 +151,16 @@ def test_it_steps_aside_for_an_override_and_comes_back():
         calls.append(1)
         return xp.sin(x)
 
-    register_override("sin", "numpy", counted)
+    implement("sin", "numpy", counted)
     try:
-        assert prim.host_ufunc is None
-        gt.sin(gt.constant([1.0]))
+        assert prim.host_ufunc is None and prim.host_generic  # the fast path, not the ufunc
+        with gt.GradientTape() as tape:
+            x = gt.constant([1.0], device="cpu")
+            tape.watch(x)
+            y = gt.sin(x)
+        assert float(tape.gradient(y, x)) == pytest.approx(np.cos(1.0))
     finally:
-        prim.overrides.pop("numpy")
-        prim.refresh()
+        unregister("sin", "numpy")
     assert calls == [1] and prim.host_ufunc is np.sin
 
 

@@ -12,8 +12,7 @@ import pytest
 from helpers import count_calls, host
 
 import gputape as gt
-from gputape import pending
-from gputape.ops import fused
+from gputape.cuda import fused, pending
 
 TOL = {np.float32: dict(rtol=2e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 EDGE_X = np.array([0.0, -0.0, -1.5, -0.5, 0.5, 1.0, 2.0, 3.7, np.nan, np.inf, -np.inf])
@@ -97,7 +96,7 @@ def _route_on() -> bool:
     """Whether the fused route runs for the current default device's arrays (the GPU, and
     NumPy in the cpu-fused variant)."""
     name = "cupy" if gt.default_device().name.startswith("gpu") else "numpy"
-    return fused.registry.REGISTRY["multiply"].grad_overrides.get(name) is not None
+    return fused.registry.REGISTRY["multiply"].joint_rules_for.get(name) is not None
 
 
 @pytest.fixture(name="pattern_forwards")

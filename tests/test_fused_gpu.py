@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from helpers import NO_GPU
 
+from gputape.core.device import cupy_or_none
 from gputape.cuda import launch, loader
-from gputape.device import cupy_or_none
 from gputape.ops.reduction import _sum_to_forward
 
 pytestmark = [

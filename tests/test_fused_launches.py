@@ -24,7 +24,7 @@ from gputape.cuda import loader
 
 pytestmark = pytest.mark.skipif(CPP is None, reason="no C preprocessor (cpp) on the PATH")
 
-_DEVICE_MODULE = sys.modules["gputape.device"]  # gt.device is the context manager
+_DEVICE_MODULE = sys.modules["gputape.core.device"]  # gt.device is the context manager
 
 
 def _unwrap(value):
@@ -348,13 +348,12 @@ def test_pattern_sums_over_axes_equal_generic(gpu_stand_in, monkeypatch, rng, ax
 def test_every_override_is_registered_for_cupy():
     """What :func:`gputape.cuda.overrides.install` registers, by name (the tests above check
     that the registered overrides are the ones that run)."""
-    from gputape.cuda import overrides
-    from gputape.ops import fused
-    from gputape.registry import REGISTRY
+    from gputape.core.registry import REGISTRY
+    from gputape.cuda import fused, overrides
 
     for name in ("sum_to", "reduce_sum", "mul_grad", "square_grad", "pow_grad_x", "pow_grad_p",
                  "mul_grad_pair"):
-        assert REGISTRY[name].overrides["cupy"].__module__ == overrides.__name__, name
+        assert REGISTRY[name].implementations["cupy"].__module__ == overrides.__name__, name
     for name in ("multiply", "square", "pow"):
         assert fused._PATTERN_FORWARDS[(name, "cupy")].__module__ == overrides.__name__
         unit = {"multiply": overrides._unit_multiply, "square": overrides._unit_square,

@@ -14,8 +14,8 @@ import pytest
 from helpers import count_calls, host
 
 import gputape as gt
-from gputape import pending, unitseed
-from gputape.ops import fused
+from gputape.autodiff import unitseed
+from gputape.cuda import fused, pending
 
 TOL = {np.float32: dict(rtol=2e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
@@ -89,7 +89,7 @@ def _routed() -> set:
     """The primitives whose fused rule applies to the current default device's arrays."""
     name = "cupy" if gt.default_device().name.startswith("gpu") else "numpy"
     return {p for p in ("multiply", "square", "pow")
-            if fused.registry.REGISTRY[p].grad_overrides.get(name) is not None}
+            if fused.registry.REGISTRY[p].joint_rules_for.get(name) is not None}
 
 
 def test_reduce_sum_of_a_product_reads_the_inputs_once(numpy_route, monkeypatch, handed_out):
@@ -309,4 +309,4 @@ def test_unit_seeds_are_known_only_during_their_walk(numpy_route, monkeypatch):
             tape.watch(x)
             total = gt.reduce_sum(x * 2.0)
         tape.gradient(total, x, output_gradients=output_gradients)
-    assert seen == [1.0, None] and gt._state.recording.units is None
+    assert seen == [1.0, None] and gt.core.state.recording.units is None

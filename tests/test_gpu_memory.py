@@ -16,7 +16,7 @@ import pytest
 from helpers import NO_GPU
 
 import gputape as gt
-from gputape.device import cupy_or_none
+from gputape.core.device import cupy_or_none
 
 
 def requires_gpu(test):

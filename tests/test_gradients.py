@@ -9,7 +9,7 @@ import pytest
 from op_specs import SPECS, cases, inputs
 
 import gputape as gt
-from gputape.registry import differentiable_primitives
+from gputape.core.registry import differentiable_primitives
 
 CASES = cases()
 SMOOTH = [(name, i) for name, i in CASES if SPECS[name].smooth]

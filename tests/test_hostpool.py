@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import gputape as gt
-from gputape import hostpool
-from gputape.hostpool import HostPool, pooled_numpy
+from gputape.host import pool as hostpool
+from gputape.host.pool import HostPool, pooled_numpy
 
 KB = 1 << 10
 

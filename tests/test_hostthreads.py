@@ -1,4 +1,4 @@
-"""Large elementwise host ufuncs split across threads (gputape.hostthreads): the same bits as
+"""Large elementwise host ufuncs split across threads (gputape.host.threads): the same bits as
 one call, NumPy's error settings honoured in every thread, errors raised in the caller."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import gputape as gt
-from gputape import hostpool, hostthreads
+from gputape.host import pool as hostpool
+from gputape.host import threads as hostthreads
 
 _N = hostthreads.MIN_BYTES // 4 + 77  # float32 elements: just above the threshold, odd
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gputape as gt
-from gputape.hostview import broadcast_view
+from gputape.host.views import broadcast_view
 
 LAYOUTS = {
     "contiguous": lambda a: a,

@@ -11,7 +11,7 @@ import pytest
 from helpers import host
 
 import gputape as gt
-from gputape import pending
+from gputape.cuda import pending
 
 BINARY = {
     "add": (gt.add, np.add),
@@ -80,7 +80,7 @@ def test_bad_shapes_still_explained(device):
 
 
 def test_fused_route_still_defers_on_the_host():
-    from gputape.ops import fused
+    from gputape.cuda import fused
 
     x, y = gt.constant([1.0, 2.0], device="cpu"), gt.constant([3.0, 4.0], device="cpu")
     fused.route("numpy")
@@ -198,7 +198,7 @@ def test_a_spent_tape_frees_saved_tensors_during_the_walk(device):
 
 def _gradients_both_ways(monkeypatch, run):
     """``run()``'s result with the walk's pruning shortcut, and with pruning forced."""
-    from gputape import backward
+    from gputape.autodiff import backward
 
     calls = []
     real = backward._prune

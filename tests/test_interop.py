@@ -11,8 +11,8 @@ import pytest
 from helpers import NO_GPU, host
 
 import gputape as gt
-from gputape.device import cupy_or_none
-from gputape.interop import export_dlpack
+from gputape.core.device import cupy_or_none
+from gputape.core.dlpack import export_dlpack
 
 
 def requires_gpu(test):

@@ -362,7 +362,7 @@ def test_signatures_are_read_from_every_module():
 
 @pytest.mark.parametrize("wants", [(True, True), (True, False), (False, True)], ids=str)
 def test_one_pass_overrides_give_the_fused_routes_shapes(fake_gpu, wants):
-    """The CuPy forwards registered for gputape.ops.fused.pattern_sum: (sum, [gradients])."""
+    """The CuPy forwards registered for gputape.cuda.fused.pattern_sum: (sum, [gradients])."""
     from gputape.cuda import overrides
 
     rng = np.random.default_rng(8)

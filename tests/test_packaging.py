@@ -210,3 +210,18 @@ def test_the_benchmark_runner_ships_and_runs_outside_the_checkout(repo_wheel, tm
     assert "sum_xy" in out.stdout
     report = json.loads((tmp_path / "r.json").read_text())
     assert [r["workload"] for r in report["results"]] == ["sum_xy"]
+
+
+def test_the_layer_contracts_are_kept():
+    """.importlinter's contracts (layers, no cycles) hold, as ``make test`` checks too; the
+    test proves the contract file itself is read and able to fail."""
+    import shutil
+
+    lint = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
+    if not Path(lint).exists():
+        pytest.skip("import-linter is not installed (the test extra brings it)")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([lint, "--no-cache"], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "0 broken" in done.stdout

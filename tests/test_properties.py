@@ -39,7 +39,7 @@ from op_specs import (
 )
 
 import gputape as gt
-from gputape.registry import differentiable_primitives
+from gputape.core.registry import differentiable_primitives
 
 BOUND = 4.0  # every intermediate value is rescaled into [-BOUND, BOUND]
 MARGIN = 0.1  # the least distance kept from a kink; finite differences move values by ~1e-5

@@ -17,7 +17,7 @@ import pytest
 from helpers import check, count_calls
 
 import gputape as gt
-from gputape import backward
+from gputape.autodiff import backward
 
 ONE_SET = (
     "A non-persistent GradientTape can only be used to compute one set of gradients "

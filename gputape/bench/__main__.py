@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import importlib.util
 import json
 import os
-import platform
-import subprocess
 import sys
 
 import numpy as np
@@ -23,9 +20,11 @@ import numpy as np
 import gputape as gt
 
 from .memory import peak_bytes
+from .meta import meta as run_meta
+from .meta import versions
 from .peers import PEERS, installed, requested, time_peer
 from .report import compare, format_table, plot
-from .timing import copy_ceiling, cpu_ceiling_bytes, gpu_name, measure
+from .timing import copy_ceiling, cpu_ceiling_bytes, measure
 from .workloads import SIZES, WORKLOADS
 
 
@@ -247,7 +246,7 @@ def run(args) -> dict:
     rng = np.random.default_rng(0)
     plan = [(w, size, device) for w in chosen
             for size in (args.sizes if w.sized else [w.fixed_size]) for device in devices]
-    meta = _meta(any(d.name.startswith("gpu") for d in gt.list_devices()), devices)
+    meta = run_meta(any(d.name.startswith("gpu") for d in gt.list_devices()), devices)
     if plan:  # first, so that the workloads' GB/s can be read against it
         largest = max([size for w, size, _ in plan if w.sized], default=0)
         meta["copy_ceiling"] = {
@@ -277,7 +276,7 @@ def run(args) -> dict:
                 if peak is not None:
                     row["peak_bytes"] = peak
     if args.peers:
-        meta["peers"] = _versions(peers)
+        meta["peers"] = versions(peers)
     report = {"meta": meta, "results": rows}
     if getattr(args, "distributed", 0):
         from .distributed import spawn
@@ -328,75 +327,6 @@ def _label(item) -> str:
     return " ".join(getattr(p, "name", f"{p:,}" if isinstance(p, int) else str(p))
                     for p in parts)
 
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10, cwd=os.path.dirname(os.path.abspath(__file__)))
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _versions(names: "list[str]") -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in names:
-        for dist in (name, f"{name}-cpu"):
-            try:
-                found[name] = version(dist)
-                break
-            except PackageNotFoundError:
-                continue
-    return found
-
-
-def _meta(has_gpu: bool, devices: "list[str] | None" = None) -> dict:
-    """What a run was measured on and how: date, commit, versions, the name of each device in
-    ``devices``; where the machine has a GPU (``has_gpu``), its name (that of the first GPU
-    measured, else of gpu:0) and CuPy's, the driver's and the runtime's versions."""
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "gputape": gt.__version__, "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "cpu": _cpu_name(), "commit": _commit(),
-            "gpu": "no GPU found", "timing": TIMING}
-    devices = devices if devices is not None else ["cpu", *(["gpu:0"] if has_gpu else [])]
-    meta["devices"] = {d: meta["cpu"] for d in devices if d == "cpu"}
-    if has_gpu:
-        import cupy
-
-        runtime = cupy.cuda.runtime
-        gpus = [d for d in devices if d.startswith("gpu")]
-        for device in gpus or ["gpu:0"]:
-            name = gpu_name(int(device.partition(":")[2]))
-            meta["gpu"] = name if meta["gpu"] == "no GPU found" else meta["gpu"]
-            if device in gpus:
-                meta["devices"][device] = name
-        meta["cupy"] = cupy.__version__
-        meta["cuda_driver"] = _cuda_version(runtime.driverGetVersion())
-        meta["cuda_runtime"] = _cuda_version(runtime.runtimeGetVersion())
-    return meta
-
-
-TIMING = ("warm-up calls excluded; each sample loops the call for at least 50 ms; the median "
-          "and interquartile range (spread) over --repeat samples; CPU: perf_counter; GPU: CUDA "
-          "events on the current stream around each sample, then a device synchronize")
-
-
-def _cuda_version(number: int) -> str:
-    return f"{number // 1000}.{number % 1000 // 10}"
 
 
 def main(argv=None) -> int:

@@ -44,7 +44,7 @@ import time
 import numpy as np
 
 import gputape as gt
-import gputape.distributed as dist
+import gputape.training.distributed as dist
 
 from .report import _seconds
 
@@ -535,7 +535,7 @@ def format_report(report: dict) -> str:
 def _meta(world: World, args, blas: Blas, default_threads, rank_threads) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
-    from .__main__ import _meta as runner_meta
+    from .meta import meta as runner_meta
 
     meta = runner_meta(has_gpu=False)
     meta["gputape_matches_commit"] = _library_clean()
@@ -673,7 +673,7 @@ def spawn(ranks: int = 2, repeat: "int | None" = None, quick: bool = False,
     """Run ``mpiexec -n RANKS python -m gputape.bench.distributed`` and return its report, or
     ``{"skipped": reason}`` when it cannot run (mpi4py or mpiexec missing, a failure, a
     timeout); the reason is printed."""
-    from .memory import child_env
+    from .children import child_env
 
     reason = missing()
     if reason is None:

@@ -20,6 +20,8 @@ import os
 import subprocess
 import sys
 
+from .children import child_env
+
 
 def supported() -> bool:
     return sys.platform.startswith("linux") and os.path.exists("/proc/self/clear_refs")
@@ -42,14 +44,6 @@ def peak_bytes(framework: str, workload: str, size: int, timeout_s: float = 300)
               f"{done.stderr.strip().splitlines()[-1:]}")
         return None
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_bytes"]
-
-
-def child_env() -> "tuple[str, dict]":
-    """The folder holding this ``gputape`` package and an environment whose Python imports
-    ``gputape`` from it (a checkout, or site-packages): for the runner's child processes."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    return root, dict(os.environ, PYTHONPATH=path)
 
 
 def _status_bytes(field: str) -> int:
@@ -82,7 +76,7 @@ def _child(framework: str, workload: str, size: int) -> int:
 
     rng = np.random.default_rng(0)
     if framework == "gputape":
-        from gputape.hostpool import release
+        from gputape.host.pool import release
 
         from .workloads import WORKLOADS
 

@@ -401,7 +401,7 @@ def time_peer(name: str, plan: "list[tuple]", repeat: int, timeout_s: float = 18
     """Time peer ``name`` on ``plan`` (``(workload, size, device)`` triples) in a fresh process,
     so that its thread pools and allocator never share a process with gputape or another peer.
     Returns one dict per timed triple (the workloads the peer has); reports failures."""
-    from .memory import child_env
+    from .children import child_env
 
     root, env = child_env()
     request = json.dumps({"plan": plan, "repeat": repeat})

@@ -12,7 +12,7 @@ import re
 import threading
 from pathlib import Path
 
-from ..errors import DeviceError
+from ..core.errors import DeviceError
 
 __all__ = ["OPTIONS", "kernel_dir", "source", "function", "multiprocessors"]
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import fused, reduction
-from ..registry import REGISTRY, register_override
+from ..core.registry import REGISTRY, implement
+from ..ops import reduction
+from . import fused
 from .launch import map_reduce, map_reduce_names, one_pass_names, sum_with_grads
 
 __all__ = ["install", "entry_points"]
@@ -59,7 +60,7 @@ def _pattern(kernel: str, name: str):
 
 
 # Full sums with the inputs' gradients for a cotangent holding ``scale``, one pass
-# (gputape.ops.fused): (sum, [gradients]) or None where the kernel does not apply.
+# (gputape.cuda.fused): (sum, [gradients]) or None where the kernel does not apply.
 
 
 def _unit_multiply(xp, x, y, wants, scale):
@@ -98,10 +99,10 @@ _PATTERN_SUMS = (
 
 def install() -> None:
     """Register every kernel override for ``"cupy"`` (imports nothing from CuPy)."""
-    register_override("sum_to", "cupy", _sum_to)
-    register_override("reduce_sum", "cupy", _reduce_sum)
+    implement("sum_to", "cupy", _sum_to, fused=True)
+    implement("reduce_sum", "cupy", _reduce_sum, fused=True)
     for name, module, kernel, outputs in _GRADIENT_MAPS:
-        register_override(name, "cupy", _fused(module, kernel, REGISTRY[name].forward, outputs))
+        implement(name, "cupy", _fused(module, kernel, REGISTRY[name].forward, outputs), fused=True)
     for name, kernel, unit_forward, _ in _PATTERN_SUMS:
         fused.register_pattern_sum(name, "cupy", _pattern(kernel, name), unit_forward)
 

@@ -77,16 +77,11 @@ from .shape import (
     split,
     squeeze,
     stack,
-    tile,
     transpose,
 )
+from .tile import tile
 
 operators.install()
-
-# The fused gradient primitives (after the ops they use), and their CUDA kernels for "cupy".
-from ..cuda import overrides as _cuda_overrides  # noqa: E402
-
-_cuda_overrides.install()
 
 __all__ = [
     "abs", "add", "broadcast_to", "cast", "clip_by_value", "concat", "convert_like",

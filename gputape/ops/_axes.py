@@ -6,9 +6,9 @@ import numbers
 
 import numpy as np
 
-from .._state import recording
-from ..errors import ArgumentError, ArgumentTypeError
-from ..tensor import Tensor, _holds_tensor, _to_array, convert_to_tensor
+from ..core.errors import ArgumentError, ArgumentTypeError
+from ..core.state import recording
+from ..core.tensor import Tensor, _holds_tensor, _to_array, convert_to_tensor
 
 
 def as_tensor(op: str, arg: str, value) -> Tensor:

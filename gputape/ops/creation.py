@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes
-from ..device import Device, default_device
-from ..errors import ArgumentError, ArgumentTypeError
-from ..tensor import Tensor, _holds_tensor, _to_array, convert_to_tensor
+from ..core import dtypes
+from ..core.device import Device, default_device
+from ..core.errors import ArgumentError, ArgumentTypeError
+from ..core.tensor import Tensor, _holds_tensor, _to_array, convert_to_tensor
 from ._axes import as_count, as_number, as_shape
 
 

@@ -6,11 +6,11 @@ the gradient to ``x`` where ``x >= y``, ``d/dp x**p`` is 0 where ``x <= 0``).
 
 from __future__ import annotations
 
-from ..dispatch import apply
-from ..fastpath import binary, unary
-from ..hostpool import zeros_operand
-from ..registry import defvjp, primitive, ufunc
-from ..tensor import Variable
+from ..core.dispatch import apply
+from ..core.fastpath import binary, unary
+from ..core.registry import defvjp, primitive, ufunc
+from ..core.tensor import Variable
+from ..host.pool import zeros_operand
 
 # -- arithmetic ---------------------------------------------------------------------------
 
@@ -26,7 +26,8 @@ MULTIPLY = defvjp(primitive("multiply", ufunc("multiply"), ("x", "y")),
                   lambda g, ans, x, y: g * y,
                   lambda g, ans, x, y: g * x)
 
-DIVIDE = defvjp(primitive("divide", ufunc("true_divide"), ("x", "y")),
+DIVIDE = defvjp(primitive("divide", ufunc("true_divide"), ("x", "y"),
+                          hint="look for a zero denominator (add eps, or gt.where to guard it)"),
                 lambda g, ans, x, y: g / y,
                 lambda g, ans, x, y: g * (negative(x) / y / y))
 
@@ -41,7 +42,7 @@ def _pow_forward(xp, x, p):
         if exponent in (3.0, 4.0):
             out = xp.multiply(x, x)
             other = x if exponent == 3.0 else out
-            if not out.flags.writeable:  # a broadcast of one value (gputape.hostpool)
+            if not out.flags.writeable:  # a broadcast of one value (gputape.host.pool)
                 return xp.multiply(out, other)
             return xp.multiply(out, other, out=out)
     return xp.power(x, p)
@@ -55,7 +56,8 @@ def _pow_grad_p(g, ans, x, p):
     return g * ans * log_x
 
 
-POW = defvjp(primitive("pow", _pow_forward, ("x", "y")),
+POW = defvjp(primitive("pow", _pow_forward, ("x", "y"),
+                       hint="look for 0 ** negative, negative ** fractional, or overflow"),
              lambda g, ans, x, p: g * p * pow(x, p - 1),
              _pow_grad_p)
 
@@ -79,16 +81,22 @@ WHERE = defvjp(primitive("where", lambda xp, c, x, y: xp.where(c, x, y), ("condi
 # -- unary math ---------------------------------------------------------------------------
 
 
-def _float_unary(name, forward, rule):
-    return defvjp(primitive(name, forward, float_only=True), rule)
+def _float_unary(name, forward, rule, hint=""):
+    return defvjp(primitive(name, forward, float_only=True, hint=hint), rule)
 
 
 SQUARE = defvjp(primitive("square", ufunc("square")),
                 lambda g, ans, x: g * (2 * x))
-SQRT = _float_unary("sqrt", ufunc("sqrt"), lambda g, ans, x: g / (2 * ans))
-EXP = _float_unary("exp", ufunc("exp"), lambda g, ans, x: g * ans)
-LOG = _float_unary("log", ufunc("log"), lambda g, ans, x: g / x)
-LOG1P = _float_unary("log1p", ufunc("log1p"), lambda g, ans, x: g / (1 + x))
+SQRT = _float_unary("sqrt", ufunc("sqrt"), lambda g, ans, x: g / (2 * ans),
+                    "sqrt's gradient is infinite at 0: use gt.sqrt(x + eps) where x can be 0")
+EXP = _float_unary("exp", ufunc("exp"), lambda g, ans, x: g * ans,
+                   "exp overflows above ~88 in float32 (~709 in float64): use log-space forms "
+                   "such as gt.reduce_logsumexp, gt.nn.softplus or gt.log_softmax")
+LOG = _float_unary("log", ufunc("log"), lambda g, ans, x: g / x,
+                   "keep log's argument positive (e.g. gt.log(x + eps) or "
+                   "gt.log(gt.maximum(x, eps)))")
+LOG1P = _float_unary("log1p", ufunc("log1p"), lambda g, ans, x: g / (1 + x),
+                     "keep log1p's argument above -1")
 # g * exp(x), reading the input as TF's rule does (which tensors a rule reads decides where a
 # higher-order gradient is None: d(dy/dx)/dy is None here, as in TF).
 EXPM1 = _float_unary("expm1", ufunc("expm1"), lambda g, ans, x: g * exp(x))
@@ -106,7 +114,7 @@ def _sigmoid_forward(xp, x):
 
 def _zero_for(xp, x):
     """A zero operand for ``maximum(x, zero)``: on the host, an array of zeros of x's shape, for
-    which NumPy's maximum has a SIMD loop (gputape.hostpool.zeros_operand)."""
+    which NumPy's maximum has a SIMD loop (gputape.host.pool.zeros_operand)."""
     if xp.__name__ == "numpy":
         return zeros_operand(x.shape, x.dtype)
     return xp.zeros((), x.dtype)
@@ -255,7 +263,7 @@ def where(condition, x=None, y=None):
     >>> gt.where([True, False], 1.0, -1.0).numpy()
     array([ 1., -1.], dtype=float32)
     """
-    from ..errors import ArgumentError, DTypeError
+    from ..core.errors import ArgumentError, DTypeError
 
     if x is None and y is None:
         return apply(ARGWHERE, condition)
@@ -477,7 +485,7 @@ def cast(x, dtype):
     >>> gt.cast([1.7, -1.7], gt.int32).numpy()
     array([ 1, -1], dtype=int32)
     """
-    from ..dtypes import as_dtype
+    from ..core.dtypes import as_dtype
 
     return apply(CAST, x, dtype=as_dtype(dtype))
 

@@ -6,13 +6,13 @@ import numbers
 
 import numpy as np
 
-from .. import device
-from ..device import _CPU as CPU
-from ..device import namespace_of
-from ..dispatch import apply
-from ..errors import ArgumentError, ArgumentTypeError, IndexOutOfRangeError
-from ..registry import defvjp, primitive
-from ..tensor import Tensor
+from ..core import device
+from ..core.device import _CPU as CPU
+from ..core.device import namespace_of
+from ..core.dispatch import apply
+from ..core.errors import ArgumentError, ArgumentTypeError, IndexOutOfRangeError
+from ..core.registry import defvjp, primitive
+from ..core.tensor import Tensor
 from ._axes import as_tensor, normalize_axis
 
 
@@ -112,7 +112,7 @@ def gather(params, indices, axis=0, batch_dims=0):
 
 def _normalize_index(x: Tensor, index) -> tuple:
     """A tuple of slices, ints, None, Ellipsis and integer arrays on ``x``'s device."""
-    from ..device import move
+    from ..core.device import move
 
     items = index if isinstance(index, tuple) else (index,)
     out = []

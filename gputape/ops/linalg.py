@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dispatch import apply
-from ..errors import ShapeError
-from ..registry import defvjp, primitive
+from ..core.dispatch import apply
+from ..core.errors import ShapeError
+from ..core.registry import defvjp, primitive
 from ._axes import as_tensor
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._state import recording
-from ..dispatch import apply
-from ..errors import DTypeError
-from ..registry import Saved, defvjp, primitive, reusable
-from ..tensor import Tensor
+from ..core.dispatch import apply
+from ..core.errors import DTypeError
+from ..core.registry import Saved, defvjp, primitive, reusable
+from ..core.state import recording
+from ..core.tensor import Tensor
 from ._axes import as_tensor, normalize_axis
 from .elementwise import exp, relu, sigmoid, softplus  # noqa: F401 - re-exported in gt.nn
 from .reduction import reduce_sum

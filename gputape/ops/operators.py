@@ -1,8 +1,12 @@
-"""Python operators and methods of Tensor, each calling one op of the library."""
+"""Python operators and methods of Tensor that are ops, each calling one op of the library.
+
+The core Tensor knows no op; importing :mod:`gputape.ops` attaches these (JAX attaches its
+array methods the same way).
+"""
 
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..core.tensor import Tensor, Variable
 from . import elementwise as ew
 from .indexing import getitem
 from .linalg import matmul
@@ -39,10 +43,41 @@ def _transposed(self):
     return transpose(self)
 
 
+def _to(self, device) -> Tensor:
+    """A copy on ``device`` (differentiable: gradients flow back to this device).
+
+    >>> import gputape as gt
+    >>> gt.constant([1.0, 2.0], device="cpu").to("cpu").device
+    Device('cpu')
+    """
+    from .shape import copy_to_device
+
+    return copy_to_device(self, device)
+
+
+def _read_value(self) -> Tensor:
+    """The current value as a tensor (gradients flow from it to this variable).
+
+    >>> import gputape as gt
+    >>> gt.Variable(2.0, device="cpu").read_value()
+    <gt.Tensor shape=() dtype=float32 device=cpu numpy=2.0>
+    """
+    return ew.identity(self)
+
+
+def _pack(values: list) -> Tensor:
+    from .shape import stack
+
+    return stack(values)
+
+
 def install() -> None:
-    """Attach the operators to Tensor (and so to Variable)."""
+    """Attach the operators and op methods to Tensor (and so to Variable)."""
     for name, op in _OPERATORS.items():
         setattr(Tensor, name, op)
+    Tensor.to = _to
+    Tensor._pack = staticmethod(_pack)
+    Variable.read_value = _read_value
     Tensor.__pos__ = _pos
     Tensor.T = property(_transposed)
     Tensor.__hash__ = object.__hash__  # defining __eq__ must not make tensors unhashable

@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
-from ..dispatch import apply
-from ..registry import defvjp, primitive
-from ..tensor import Tensor
+from ..core.dispatch import apply
+from ..core.registry import defvjp, primitive
+from ..core.tensor import Tensor
 from ._axes import as_tensor, lead, normalize_axes
 from .shape import broadcast_to, reshape
 
@@ -154,12 +154,6 @@ def _sum_to_axes(have: tuple, want: tuple) -> tuple:
 def _reduce(prim, input_tensor, axis, keepdims):
     x = as_tensor(prim.name, "input_tensor", input_tensor)
     axes = normalize_axes(prim.name, axis, x.ndim)
-    if prim is REDUCE_SUM and type(x) is not Tensor:
-        from .fused import pattern_sum
-
-        fused = pattern_sum(x, axes, bool(keepdims))
-        if fused is not None:
-            return fused
     return apply(prim, x, axes=axes, keepdims=bool(keepdims))
 
 
@@ -213,13 +207,6 @@ def reduce_mean(input_tensor, axis=None, keepdims=False):
     x = as_tensor("reduce_mean", "input_tensor", input_tensor)
     axes = normalize_axes("reduce_mean", axis, x.ndim)
     if x.dtype.kind in "fc":
-        if type(x) is Tensor:
-            return apply(REDUCE_MEAN, x, axes=axes, keepdims=bool(keepdims))
-        from .fused import pattern_sum  # pending: the sum may fuse with the op that made x
-
-        fused = pattern_sum(x, axes, bool(keepdims), mean=True)
-        if fused is not None:
-            return fused
         return apply(REDUCE_MEAN, x, axes=axes, keepdims=bool(keepdims))
     from .elementwise import cast
 
@@ -249,7 +236,7 @@ def logsumexp(input_tensor, axis=None, keepdims=False):
     x = as_tensor("reduce_logsumexp", "input_tensor", input_tensor)
     axes = normalize_axes("reduce_logsumexp", axis, x.ndim)
     if x.dtype.kind not in "fc":
-        from ..errors import DTypeError
+        from ..core.errors import DTypeError
 
         raise DTypeError(
             f"reduce_logsumexp: input_tensor must be floating point, got {x.dtype} (shape "

@@ -7,12 +7,12 @@ import numbers
 
 import numpy as np
 
-from .._state import recording
-from ..dispatch import apply
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError
-from ..hostview import broadcast_view
-from ..registry import defvjp, defvjp_any, primitive
-from ..tensor import Tensor
+from ..core.dispatch import apply
+from ..core.errors import ArgumentError, ArgumentTypeError, ShapeError
+from ..core.registry import defvjp, defvjp_any, primitive
+from ..core.state import recording
+from ..core.tensor import Tensor
+from ..host.views import broadcast_view
 from ._axes import as_shape, as_tensor, lead, normalize_axes, normalize_axis
 from .indexing import getitem
 
@@ -54,22 +54,8 @@ CONCAT = defvjp_any(primitive("concat", lambda xp, *xs, axis: xp.concatenate(xs,
 CONCAT.unify = ()  # checked in concat(), which knows how many values there are
 
 
-def _tile_vjp(g, ans, x, multiples):
-    from .reduction import reduce_sum
-
-    batch = lead(g, ans)
-    split = batch + tuple(d for pair in zip(multiples, x.shape) for d in pair)
-    nb = len(batch)
-    return reduce_sum(reshape(g, split), axis=tuple(nb + 2 * i for i in range(x.ndim)))
-
-
-TILE = defvjp(primitive("tile", lambda xp, x, multiples: xp.tile(x, multiples), ("input",),
-                        unify=()),
-              _tile_vjp)
-
-
 def _copy_forward(xp, x, device):
-    from ..device import Device, move
+    from ..core.device import Device, move
 
     return move(x, Device(device))
 
@@ -292,26 +278,9 @@ def split(value, num_or_size_splits, axis=0):
     return [getitem(x, prefix + (slice(int(s), int(s) + n),)) for s, n in zip(starts, sizes)]
 
 
-def tile(input, multiples):  # noqa: A002 - TensorFlow's name
-    """Repeat ``input`` ``multiples[i]`` times along dimension ``i``.
-
-    >>> import gputape as gt
-    >>> gt.tile([[1.0, 2.0]], [2, 3]).shape
-    (2, 6)
-    """
-    x = as_tensor("tile", "input", input)
-    multiples = as_shape("tile", multiples)
-    if len(multiples) != x.ndim or any(m < 0 for m in multiples):
-        raise ShapeError(
-            f"tile: multiples {multiples} must hold one non-negative int per dimension of shape "
-            f"{x.shape}; hint: give {x.ndim} multiples"
-        )
-    return apply(TILE, x, multiples=multiples)
-
-
 def copy_to_device(tensor, device):
     """A copy of ``tensor`` on ``device`` (differentiable)."""
-    from ..device import Device
+    from ..core.device import Device
 
     x = as_tensor("copy_to_device", "tensor", tensor)
     target = Device(device)
@@ -343,7 +312,7 @@ def _same_rank_tensors(op: str, values) -> list:
 
 
 def _same_dtype(op: str, tensors: list) -> None:
-    from ..errors import DTypeError
+    from ..core.errors import DTypeError
 
     for i, t in enumerate(tensors[1:], 1):
         if t.dtype != tensors[0].dtype:

@@ -1,0 +1,2 @@
+"""Reverse mode over the recorded entries: GradientTape, the backward walk, jacobians,
+custom_gradient and the functional transforms (written with the ops below)."""

@@ -1,0 +1,1 @@
+"""Training: optimizers, checkpoints, data-parallel training (public as gputape.distributed)."""
