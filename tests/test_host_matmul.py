@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import gputape as gt
-from gputape.ops import linalg
-from gputape.ops.linalg import host_matmul
+from gputape.host import rows as host_rows
+from gputape.host.rows import matmul as host_matmul
 
 SHAPES = [
     ((6, 5), (4, 5, 1)),  # a matrix times a batch of vectors (jacobian's cotangents)
@@ -35,7 +35,7 @@ def _layouts(x):
 def shared_min_size(request, monkeypatch):
     """The default size threshold, and none (so small shapes take the one-product path)."""
     if request.param == "always":
-        monkeypatch.setattr(linalg, "_SHARED_MIN_SIZE", 0)
+        monkeypatch.setattr(host_rows, "SHARED_MIN_SIZE", 0)
     return request.param
 
 
@@ -59,7 +59,7 @@ def test_large_shared_matrix_takes_one_product():
     rng = np.random.default_rng(1)
     a = rng.normal(size=(128, 128)).astype(np.float32)
     b = rng.normal(size=(64, 128, 1)).astype(np.float32)
-    assert a.size >= linalg._SHARED_MIN_SIZE
+    assert a.size >= host_rows.SHARED_MIN_SIZE
     np.testing.assert_allclose(host_matmul(a, b), np.matmul(a, b), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(host_matmul(np.swapaxes(b, 1, 2), a.T),
                                np.matmul(np.swapaxes(b, 1, 2), a.T), rtol=1e-4, atol=1e-4)

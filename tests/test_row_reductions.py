@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gputape.host import rows as rows_module
 from gputape.ops import nn as nn_ops
 
 SPECIAL = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e30, -1e30]
@@ -14,9 +15,9 @@ SPECIAL = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e30, -1e30]
 
 @st.composite
 def rows(draw):
-    n = draw(st.integers(1, nn_ops._SHORT_AXIS + 2))
+    n = draw(st.integers(1, rows_module.SHORT_AXIS + 2))
     lead = draw(st.sampled_from([(), (3,), (2, 5)]))
-    count = draw(st.integers(1, nn_ops._ROWS_PER_COLUMN * n + 8))
+    count = draw(st.integers(1, rows_module.ROWS_PER_COLUMN * n + 8))
     dtype = draw(st.sampled_from([np.float16, np.float32, np.float64]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     x = rng.standard_normal(lead + (count, n)) * 10.0 ** rng.integers(-3, 4)
@@ -37,7 +38,7 @@ def rows(draw):
 @given(rows())
 def test_peak_equals_numpy_max(x):
     with np.errstate(invalid="ignore"):
-        got = nn_ops._peak(np, x, -1)
+        got = nn_ops._host_peak(np, x, -1)
         want = np.max(x, axis=-1, keepdims=True)
     assert got.shape == want.shape and got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)  # NaN where NumPy has NaN
@@ -46,26 +47,26 @@ def test_peak_equals_numpy_max(x):
 def test_peak_takes_the_columns_on_many_short_rows(monkeypatch):
     x = np.random.default_rng(0).standard_normal((256, 10)).astype(np.float32)
     calls = []
-    monkeypatch.setattr(nn_ops, "_SHORT_AXIS", 10)
+    monkeypatch.setattr(rows_module, "SHORT_AXIS", 10)
     real_max = np.max
     monkeypatch.setattr(np, "max", lambda *a, **k: calls.append(a) or real_max(*a, **k))
-    np.testing.assert_array_equal(nn_ops._peak(np, x, -1), real_max(x, -1, keepdims=True))
+    np.testing.assert_array_equal(nn_ops._host_peak(np, x, -1), real_max(x, -1, keepdims=True))
     assert calls == []  # the column-wise route, not NumPy's reduction
-    nn_ops._peak(np, x.T.copy(), -1)  # 10 rows of 256: NumPy's reduction
+    nn_ops._host_peak(np, x.T.copy(), -1)  # 10 rows of 256: NumPy's reduction
     assert len(calls) == 1
 
 
 @pytest.mark.parametrize("axis", [0, -2])
 def test_peak_along_another_axis_is_numpy_max(axis):
     x = np.random.default_rng(1).standard_normal((300, 4))
-    np.testing.assert_array_equal(nn_ops._peak(np, x, axis), np.max(x, axis, keepdims=True))
+    np.testing.assert_array_equal(nn_ops._host_peak(np, x, axis), np.max(x, axis, keepdims=True))
 
 
 @settings(max_examples=300, deadline=None)
 @given(rows())
 def test_row_sum_equals_numpy_sum_up_to_rounding(x):
     with np.errstate(invalid="ignore", over="ignore"):
-        got = nn_ops._row_sum(np, x, -1)
+        got = nn_ops._host_row_sum(np, x, -1)
         want = np.sum(x, axis=-1, keepdims=True)
         scale = np.sum(np.abs(x.astype(np.float64)), axis=-1, keepdims=True)
     assert got.shape == want.shape and got.dtype == want.dtype
@@ -86,6 +87,6 @@ def test_route(monkeypatch, dtype, axis, blas):
     matmul = np.matmul
     monkeypatch.setattr(np, "matmul", lambda *a, **k: calls.append(1) or matmul(*a, **k))
     x = np.random.default_rng(0).standard_normal((64, 10)).astype(dtype)
-    got = nn_ops._row_sum(np, x, axis)
+    got = nn_ops._host_row_sum(np, x, axis)
     np.testing.assert_allclose(got, np.sum(x, axis=axis, keepdims=True), rtol=1e-3)
     assert bool(calls) is blas

@@ -33,7 +33,7 @@ def test_sum_of_leading_axes_equals_numpy_up_to_rounding(case):
     x, tail = case
     lead = x.ndim - len(tail)
     with np.errstate(invalid="ignore", over="ignore"):
-        got = reduction._sum_to_forward(np, x, tail, 0)
+        got = reduction.SUM_TO.host_forward(np, x, tail, 0)
         want = np.sum(x, axis=tuple(range(lead)))
         scale = np.sum(np.abs(x.astype(np.float64)), axis=tuple(range(lead)))
     assert got.shape == want.shape == tail and got.dtype == want.dtype
@@ -58,7 +58,7 @@ def test_route(monkeypatch, shape, target, blas):
     matmul = np.matmul
     monkeypatch.setattr(np, "matmul", lambda *a, **k: calls.append(1) or matmul(*a, **k))
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    got = reduction._sum_to_forward(np, x, target, 0)
+    got = reduction.SUM_TO.host_forward(np, x, target, 0)
     axes = tuple(i for i in range(len(shape))
                  if i < len(shape) - len(target) or target[i - len(shape) + len(target)] == 1)
     np.testing.assert_allclose(got, np.sum(x, axis=axes).reshape(target), rtol=1e-5, atol=1e-5)

@@ -295,13 +295,13 @@ def _as_array(grad):
 def _fit_array(grad, like, batch_shape: tuple):
     """:func:`fit` for arrays: ``grad`` summed or broadcast to ``batch_shape + like.shape`` and
     cast to ``like``'s dtype."""
-    from ..ops.reduction import _sum_to_axes, _sum_to_forward
+    from ..ops.reduction import SUM_TO, _sum_to_axes
 
     want = batch_shape + like.shape
     if grad.shape != want:
         batch = len(batch_shape)
         if grad.ndim - batch >= like.ndim and _sum_to_axes(grad.shape[batch:], like.shape):
-            grad = _sum_to_forward(np, grad, like.shape, batch)
+            grad = SUM_TO.host_forward(np, grad, like.shape, batch)
         if grad.shape != want:
             grad = broadcast_view(grad, want)
     if grad.dtype != like.dtype:

@@ -6,9 +6,11 @@ the gradient to ``x`` where ``x >= y``, ``d/dp x**p`` is 0 where ``x <= 0``).
 
 from __future__ import annotations
 
+import functools
+
 from ..core.dispatch import apply
 from ..core.fastpath import binary, unary
-from ..core.registry import defvjp, primitive, ufunc
+from ..core.registry import defvjp, implement, primitive, ufunc
 from ..core.tensor import Variable
 from ..host.pool import zeros_operand
 
@@ -32,10 +34,10 @@ DIVIDE = defvjp(primitive("divide", ufunc("true_divide"), ("x", "y"),
                 lambda g, ans, x, y: g * (negative(x) / y / y))
 
 
-def _pow_forward(xp, x, p):
+def _pow_host(xp, x, p):
     # NumPy's power takes the general (exp/log) route even for small integer exponents, about
     # 7x slower than multiplying; x*x, x*x*x and (x*x)**2 round at most one ulp differently.
-    if xp.__name__ == "numpy" and p.ndim == 0 and x.ndim and x.dtype.kind == "f":
+    if p.ndim == 0 and x.ndim and x.dtype.kind == "f":
         exponent = float(p)
         if exponent == 2.0:
             return xp.multiply(x, x)
@@ -56,10 +58,11 @@ def _pow_grad_p(g, ans, x, p):
     return g * ans * log_x
 
 
-POW = defvjp(primitive("pow", _pow_forward, ("x", "y"),
+POW = defvjp(primitive("pow", lambda xp, x, p: xp.power(x, p), ("x", "y"),
                        hint="look for 0 ** negative, negative ** fractional, or overflow"),
              lambda g, ans, x, p: g * p * pow(x, p - 1),
              _pow_grad_p)
+implement(POW, "numpy", _pow_host)
 
 NEGATIVE = defvjp(primitive("negative", ufunc("negative")),
                   lambda g, ans, x: negative(g))
@@ -112,29 +115,36 @@ def _sigmoid_forward(xp, x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-def _zero_for(xp, x):
-    """A zero operand for ``maximum(x, zero)``: on the host, an array of zeros of x's shape, for
-    which NumPy's maximum has a SIMD loop (gputape.host.pool.zeros_operand)."""
-    if xp.__name__ == "numpy":
-        return zeros_operand(x.shape, x.dtype)
+def _zero(xp, x):
     return xp.zeros((), x.dtype)
 
 
-def _softplus_forward(xp, x):
+def _host_zero(xp, x):
+    # An array of zeros of x's shape, for which NumPy's maximum has a SIMD loop where a 0-d
+    # zero gets the scalar loop (gputape.host.pool.zeros_operand).
+    return zeros_operand(x.shape, x.dtype)
+
+
+def _softplus_forward(xp, x, zero=_zero):
     # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow at +1e4, no cancellation at -1e4.
-    result = xp.maximum(x, _zero_for(xp, x)) + xp.log1p(xp.exp(-xp.abs(x)))
+    result = xp.maximum(x, zero(xp, x)) + xp.log1p(xp.exp(-xp.abs(x)))
     return result.astype(x.dtype, copy=False)
+
+
+def _relu_forward(xp, x, zero=_zero):
+    return xp.maximum(x, zero(xp, x))
 
 
 SIGMOID = _float_unary("sigmoid", _sigmoid_forward, lambda g, ans, x: g * (ans * (1 - ans)))
 SOFTPLUS = _float_unary("softplus", _softplus_forward, lambda g, ans, x: g * sigmoid(x))
+implement(SOFTPLUS, "numpy", functools.partial(_softplus_forward, zero=_host_zero))
 
 # relu's gradient reads its output through a step function whose own gradient is zero (not
 # None), as TF's ReluGrad(g, y): d(dy/dx)/dy is zeros, as in TF.
 STEP = defvjp(primitive("step", lambda xp, x: (x > 0).astype(x.dtype)),
               lambda g, ans, x: zeros_like_tensor(x))
-RELU = defvjp(primitive("relu", lambda xp, x: xp.maximum(x, _zero_for(xp, x))),
-              lambda g, ans, x: g * apply(STEP, ans))
+RELU = defvjp(primitive("relu", _relu_forward), lambda g, ans, x: g * apply(STEP, ans))
+implement(RELU, "numpy", functools.partial(_relu_forward, zero=_host_zero))
 ABS = defvjp(primitive("abs", ufunc("abs")), lambda g, ans, x: g * sign(x))
 SIGN = defvjp(primitive("sign", ufunc("sign")), lambda g, ans, x: zeros_like_tensor(x))
 IDENTITY = defvjp(primitive("identity", lambda xp, x: x), lambda g, ans, x: g)

@@ -2,62 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
+import functools
 
 from ..core.dispatch import apply
 from ..core.errors import ShapeError
-from ..core.registry import defvjp, primitive
+from ..core.registry import defvjp, implement, primitive
+from ..host import rows
 from ._axes import as_tensor
 
 
-def _matmul_forward(xp, a, b, transpose_a=False, transpose_b=False):
+def _matmul_forward(xp, a, b, transpose_a=False, transpose_b=False, product=None):
     if transpose_a:
         a = xp.swapaxes(a, -1, -2)
     if transpose_b:
         b = xp.swapaxes(b, -1, -2)
-    return host_matmul(a, b) if xp.__name__ == "numpy" else xp.matmul(a, b)
-
-
-# A batch of products against one matrix re-reads that matrix once per product: NumPy calls BLAS
-# once per batch element (a matrix-vector product each, for the batched cotangents of jacobian).
-# From this many elements of the shared matrix on, one product over the whole batch is faster.
-_SHARED_MIN_SIZE = 4096
-
-
-def host_matmul(a, b):
-    """``np.matmul(a, b)``, with a batch of products against one 2-d operand done as one product.
-
-    ``a[i] @ b`` for every ``i`` is the rows of all ``a[i]`` stacked, times ``b``; and ``a @ b[i]``
-    is the same with both sides transposed (``(b[i]^T @ a^T)^T``). One BLAS call then reads the
-    shared matrix once instead of once per batch element: a (256, 256) matrix times 256 vectors
-    takes 0.2 ms instead of 0.64 (bench/NOTES.md, section 14). The sums may round differently
-    from NumPy's.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from gputape.ops.linalg import host_matmul
-    >>> a, b = np.ones((64, 64)), np.ones((3, 64, 1))
-    >>> bool((host_matmul(a, b) == np.matmul(a, b)).all())
-    True
-    """
-    if a.ndim == 2 and b.ndim > 2 and a.size >= _SHARED_MIN_SIZE:
-        stacked = _stacked_product(np.swapaxes(b, -1, -2), a.T)
-        return np.matmul(a, b) if stacked is None else np.swapaxes(stacked, -1, -2)
-    if b.ndim == 2 and a.ndim > 2 and b.size >= _SHARED_MIN_SIZE:
-        stacked = _stacked_product(a, b)
-        return np.matmul(a, b) if stacked is None else stacked
-    return np.matmul(a, b)
-
-
-def _stacked_product(a, b):
-    """``a[i] @ b`` for every ``i`` as one product, or None when ``a`` is a broadcast (stacking
-    its rows would copy the same rows again for every batch element)."""
-    if not a.flags.c_contiguous and any(
-            stride == 0 and size > 1 for stride, size in zip(a.strides[:-2], a.shape[:-2])):
-        return None
-    out = np.matmul(a.reshape(-1, a.shape[-1]), b)
-    return out.reshape(a.shape[:-1] + (b.shape[1],))
+    return (product or xp.matmul)(a, b)
 
 
 def _product(a, b, transpose_a, transpose_b):
@@ -85,6 +44,8 @@ def _matmul_vjp_b(g, ans, a, b, transpose_a=False, transpose_b=False):
 
 
 MATMUL = defvjp(primitive("matmul", _matmul_forward, ("a", "b")), _matmul_vjp_a, _matmul_vjp_b)
+# On the host, a batch of products against one matrix is one BLAS call (gputape.host.rows).
+implement(MATMUL, "numpy", functools.partial(_matmul_forward, product=rows.matmul))
 
 
 def matmul(a, b, transpose_a=False, transpose_b=False):

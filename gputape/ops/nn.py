@@ -3,62 +3,60 @@ sum) because the composition overflows for large logits; their rules reuse the o
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..core.dispatch import apply
 from ..core.errors import DTypeError
-from ..core.registry import Saved, defvjp, primitive, reusable
+from ..core.registry import Saved, defvjp, implement, primitive, reusable
 from ..core.state import recording
 from ..core.tensor import Tensor
+from ..host import rows
 from ._axes import as_tensor, normalize_axis
 from .elementwise import exp, relu, sigmoid, softplus  # noqa: F401 - re-exported in gt.nn
 from .reduction import reduce_sum
 from .shape import broadcast_to, reshape
 
-# NumPy reduces a short last axis row by row, about 45 ns a row for ``max`` over 10 values: with
-# many rows, one ``maximum`` per column is faster (bench/NOTES.md, section 15).
-_SHORT_AXIS = 32
-_ROWS_PER_COLUMN = 16
-
 
 def _peak(xp, x, axis):
     """The maximum of ``x`` along ``axis`` (negative), kept as a dimension of size 1."""
-    n = x.shape[axis] if x.ndim else 0
-    if axis == -1 and 1 < n <= _SHORT_AXIS and x.size >= _ROWS_PER_COLUMN * n * n \
-            and xp.__name__ == "numpy":
-        peak = xp.maximum(x[..., 0:1], x[..., 1:2])
-        for j in range(2, n):
-            xp.maximum(peak, x[..., j:j + 1], out=peak)
-        return peak
     return xp.max(x, axis=axis, keepdims=True)
 
 
 def _row_sum(xp, x, axis):
-    """The sum of ``x`` along ``axis`` (negative), kept as a dimension of size 1.
-
-    On the host, a short last axis of float32 or float64 is summed by BLAS, as a product with
-    a vector of ones: NumPy sums row by row, 7 us over 256 rows of 10 against 1 us.
-    """
-    n = x.shape[axis] if x.ndim else 0
-    if axis == -1 and 1 < n <= _SHORT_AXIS and x.ndim > 1 and xp.__name__ == "numpy" \
-            and x.dtype.char in "fd":
-        return xp.matmul(x, xp.ones(n, x.dtype))[..., None]
+    """The sum of ``x`` along ``axis`` (negative), kept as a dimension of size 1."""
     return xp.sum(x, axis=axis, keepdims=True)
 
 
-def _softmax_forward(xp, x, axis):
+def _host_peak(xp, x, axis):
+    out = rows.peak(xp, x, axis)
+    return _peak(xp, x, axis) if out is None else out
+
+
+def _host_row_sum(xp, x, axis):
+    out = rows.row_sum(xp, x, axis)
+    return _row_sum(xp, x, axis) if out is None else out
+
+
+def _on_host(forward):
+    """``forward`` with the host's row reductions (gputape.host.rows): its host implementation."""
+    return functools.partial(forward, peak=_host_peak, row_sum=_host_row_sum)
+
+
+def _softmax_forward(xp, x, axis, peak=_peak, row_sum=_row_sum):
     if x.ndim and x.shape[axis] == 0:  # an empty axis: an empty result, as TF
         return xp.zeros_like(x)
-    shifted = x - _peak(xp, x, axis)
+    shifted = x - peak(xp, x, axis)
     e = xp.exp(shifted)
-    return e / _row_sum(xp, e, axis)
+    return e / row_sum(xp, e, axis)
 
 
-def _log_softmax_forward(xp, x, axis):
+def _log_softmax_forward(xp, x, axis, peak=_peak, row_sum=_row_sum):
     if x.ndim and x.shape[axis] == 0:
         return xp.zeros_like(x)
-    shifted = x - _peak(xp, x, axis)
-    return shifted - xp.log(_row_sum(xp, xp.exp(shifted), axis))
+    shifted = x - peak(xp, x, axis)
+    return shifted - xp.log(row_sum(xp, xp.exp(shifted), axis))
 
 
 # The axis is stored negative so that the rules also hold for batched cotangents.
@@ -66,6 +64,8 @@ SOFTMAX = defvjp(primitive("softmax", _softmax_forward, ("logits",), float_only=
                  lambda g, ans, x, axis: ans * (g - reduce_sum(g * ans, axis, keepdims=True)))
 LOG_SOFTMAX = defvjp(primitive("log_softmax", _log_softmax_forward, ("logits",), float_only=True),
                      lambda g, ans, x, axis: g - exp(ans) * reduce_sum(g, axis, keepdims=True))
+implement(SOFTMAX, "numpy", _on_host(_softmax_forward))
+implement(LOG_SOFTMAX, "numpy", _on_host(_log_softmax_forward))
 
 
 def _negative_axis(op: str, x, axis) -> int:
@@ -94,17 +94,17 @@ def log_softmax(logits, axis=-1):
     return apply(LOG_SOFTMAX, x, axis=_negative_axis("log_softmax", x, axis))
 
 
-def _xent_forward(xp, labels, logits, axis, saved=None):
-    shifted = logits - _peak(xp, logits, axis)
+def _xent_forward(xp, labels, logits, axis, saved=None, peak=_peak, row_sum=_row_sum):
+    shifted = logits - peak(xp, logits, axis)
     e = xp.exp(shifted)
-    total = _row_sum(xp, e, axis)
+    total = row_sum(xp, e, axis)
     if saved is not None:
         # The gradient with respect to the logits, per unit of loss: softmax times the labels'
         # total (1 for distributions, which need not be assumed) minus the labels.
         if labels.shape != logits.shape:
             labels = xp.broadcast_to(labels, np.broadcast_shapes(labels.shape, logits.shape))
-        saved.value = e / total * _row_sum(xp, labels, axis) - labels
-    return xp.squeeze(_row_sum(xp, labels * (xp.log(total) - shifted), axis), axis=axis)
+        saved.value = e / total * row_sum(xp, labels, axis) - labels
+    return xp.squeeze(row_sum(xp, labels * (xp.log(total) - shifted), axis), axis=axis)
 
 
 def _per_class(g, axis):
@@ -130,6 +130,7 @@ def _xent_vjp_logits(g, ans, labels, logits, axis, saved=None):
 SOFTMAX_XENT = defvjp(primitive("softmax_cross_entropy_with_logits", _xent_forward,
                                 ("labels", "logits"), float_only=True),
                       _xent_vjp_labels, _xent_vjp_logits)
+implement(SOFTMAX_XENT, "numpy", _on_host(_xent_forward))
 
 
 def softmax_cross_entropy_with_logits(labels, logits, axis=-1):

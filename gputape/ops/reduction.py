@@ -3,13 +3,15 @@ plus ``sum_to``, the un-broadcast that ends almost every gradient."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from ..core.dispatch import apply
-from ..core.registry import defvjp, primitive
+from ..core.registry import defvjp, implement, primitive
 from ..core.tensor import Tensor
+from ..host import rows
 from ._axes import as_tensor, lead, normalize_axes
 from .shape import broadcast_to, reshape
 
@@ -113,22 +115,15 @@ def _prod_vjp(g, ans, x, axes, keepdims):
 REDUCE_PROD = defvjp(primitive("reduce_prod", _prod_forward, ("input_tensor",)), _prod_vjp)
 
 
-# NumPy sums leading axes row after row, one inner loop per row: BLAS sums them as a product
-# with a vector of ones, 18 -> 7 us over 256 rows of 512 and 5 -> 1 us over 256 rows of 10.
-_BLAS_ROWS = 16
-
-
-def _sum_to_forward(xp, x, shape, batch):
+def _sum_to_forward(xp, x, shape, batch, leading=None):
     axes = tuple(batch + a for a in _sum_to_axes(x.shape[batch:], shape))
     out_shape = x.shape[:batch] + shape
     if not axes:
         return x.reshape(out_shape)
-    if axes == tuple(range(len(axes))) and xp.__name__ == "numpy" and x.dtype.char in "fd" \
-            and x.flags.c_contiguous and x.size:
-        rows = math.prod(x.shape[:len(axes)])
-        if rows >= _BLAS_ROWS:  # the leading axes: one product of ones and the rows
-            ones = xp.ones(rows, x.dtype)
-            return xp.matmul(ones, x.reshape(rows, x.size // rows)).reshape(out_shape)
+    if leading is not None and axes == tuple(range(len(axes))):
+        out = leading(xp, x, len(axes), out_shape)
+        if out is not None:
+            return out
     return xp.sum(x, axis=axes, keepdims=True).reshape(out_shape)
 
 
@@ -139,6 +134,8 @@ def _sum_to_vjp(g, ans, x, shape, batch):
 
 
 SUM_TO = defvjp(primitive("sum_to", _sum_to_forward), _sum_to_vjp)
+# On the host, a sum over the leading axes is one BLAS product (gputape.host.rows).
+implement(SUM_TO, "numpy", functools.partial(_sum_to_forward, leading=rows.sum_leading))
 
 
 def _sum_to_axes(have: tuple, want: tuple) -> tuple:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core.dispatch import apply
 from ..core.errors import ArgumentError, ArgumentTypeError, ShapeError
-from ..core.registry import defvjp, defvjp_any, primitive
+from ..core.registry import defvjp, defvjp_any, implement, primitive
 from ..core.state import recording
 from ..core.tensor import Tensor
 from ..host.views import broadcast_view
@@ -32,13 +32,12 @@ TRANSPOSE = defvjp(primitive("transpose", lambda xp, x, perm: xp.transpose(x, pe
                    _transpose_vjp)
 
 
-def _broadcast_forward(xp, x, shape):
-    return broadcast_view(x, shape) if xp.__name__ == "numpy" else xp.broadcast_to(x, shape)
-
-
 # The walker sums the cotangent back to the input's shape: broadcast_to needs no rule body.
-BROADCAST_TO = defvjp(primitive("broadcast_to", _broadcast_forward, ("input",), unify=()),
+BROADCAST_TO = defvjp(primitive("broadcast_to", lambda xp, x, shape: xp.broadcast_to(x, shape),
+                                ("input",), unify=()),
                       lambda g, ans, x, shape: g)
+# On the host, the view made without NumPy's Python-level machinery (gputape.host.views).
+implement(BROADCAST_TO, "numpy", lambda xp, x, shape: broadcast_view(x, shape))
 
 
 def _concat_vjp(index, g, ans, *values, axis):
