@@ -1,12 +1,18 @@
 """The reverse walk over a tape: cotangents, un-broadcasting, pruning.
 
-One flat loop over the recorded entries in reverse order. Cotangents live in one dict keyed by
-tensor id. Entries that no requested source feeds are skipped before the walk starts; inputs
-that no source feeds get no cotangent at all. Each rule's result is summed back to its input's
-shape and cast to its dtype here, centrally, so rules stay one line.
+One flat loop over the recorded entries in reverse order, and one accumulator (:class:`_Sums`)
+keyed by tensor id. Entries that no requested source feeds are skipped before the walk starts;
+inputs that no source feeds get no cotangent at all. Each rule's result is checked, summed
+back to its input's shape and cast to its dtype here, centrally, so rules stay one line; a
+result that cannot be summed to its input's shape is a :class:`GradientRuleError`.
 
 Cotangents may carry ``batch`` extra leading dimensions (``jacobian`` seeds one row per target
 element and walks once); rules are written to broadcast over them.
+
+When no tape records the walk, nothing checks numerics and everything stays on the host, the
+walk is in *array mode*: cotangents are NumPy arrays, small entries' rules get arrays (the ops
+they call return arrays while ``recording.arrays`` is set: ``dispatch.apply_to_arrays``), and
+only the results become tensors. The rules are the same; only their operands are cheaper.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import numpy as np
 
 from ..core import dispatch
 from ..core.device import namespace_of
+from ..core.errors import GradientRuleError
 from ..core.numerics import check_gradient
 from ..core.state import INPUTS, OUTPUT, PRIM, recording
 from ..core.tensor import Tensor
@@ -44,11 +51,6 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
     followed id) and the sources feed exactly those ids, so no pruning pass is needed.
     ``host_rules``, when known (the tape tracks it as it records), says whether every entry's
     rules may run on host arrays, as :func:`_all_host_rules` would find.
-
-    When no tape records the walk, nothing checks numerics and everything stays on the host,
-    the walk runs in array mode: cotangents are NumPy arrays, small entries' rules get arrays
-    (the ops they call then return arrays: ``dispatch.apply_to_arrays``), and only the results
-    become tensors. The rules are the same; only their operands are cheaper.
     """
     if followed is not None:
         needed = list(entries)
@@ -57,22 +59,18 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
         needed, feeds = _prune(entries, sources)
     if consume:
         entries.clear()
-    if dispatch.checking_numerics:
-        outer = recording.backward_of
-        try:
-            return _walk(needed, seeds, sources, feeds, batch, True)
-        finally:
-            recording.backward_of = outer
-    if recording.tapes or not _host_seeds(seeds) or not (
-            _all_host_rules(needed) if host_rules is None else host_rules):
-        return _walk(needed, seeds, sources, feeds, batch, False)
-    outer = recording.arrays
-    recording.arrays = True
+    checking = dispatch.checking_numerics
+    arrays = (not checking and not recording.tapes and _host_seeds(seeds)
+              and (_all_host_rules(needed) if host_rules is None else host_rules))
+    outer = recording.arrays, recording.backward_of
+    recording.arrays = arrays
     try:
-        found = _walk_arrays(needed, seeds, sources, feeds, batch)
+        found = _walk(needed, seeds, sources, feeds, batch, arrays, checking)
     finally:
-        recording.arrays = outer
-    return {uid: Tensor._wrap(array) for uid, array in found.items()}
+        recording.arrays, recording.backward_of = outer
+    if arrays:
+        return {uid: Tensor._wrap(array) for uid, array in found.items()}
+    return found
 
 
 def _host_seeds(seeds: "list[tuple]") -> bool:
@@ -90,154 +88,132 @@ def _all_host_rules(needed: list) -> bool:
 
 
 def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: int,
-          checking: bool) -> dict:
-    from ..ops import add
-
-    # When no tape records this walk, nobody else sees the sums the walk makes itself, so
-    # later contributions are added into them in place (the ids in ``owned``).
-    in_place = not recording.tapes
-    owned: set = set()
-    batch_shape = None
-    cotangents: dict = {}
-    for target, seed in seeds:
-        uid = target._uid
-        previous = cotangents.get(uid)
-        cotangents[uid] = seed if previous is None else add(previous, seed)
-    while needed:  # a list of our own (from _prune): popping frees each entry once done
-        entry = needed.pop()
-        out_uid = entry[OUTPUT]._uid
-        g = cotangents.get(out_uid) if out_uid in sources else cotangents.pop(out_uid, None)
-        if g is None:
-            continue
-        if checking:
-            recording.backward_of = entry  # named by errors from ops the rules run
-        for index, inp, grad in _cotangents(entry, g, feeds):
-            if checking:
-                check_gradient(entry, index, grad)
-            if batch:
-                if batch_shape is None:
-                    batch_shape = g.shape[:batch]
-                if grad.shape != batch_shape + inp.shape or grad.dtype != inp.dtype:
-                    grad = fit(grad, inp, batch_shape)
-            elif type(grad) is Tensor and type(inp) is Tensor:
-                # Plain tensors: read the arrays' facts directly (identical dtypes are the
-                # common case; fit() settles any other).
-                have, want = grad._data, inp._data
-                if have.shape != want.shape or have.dtype is not want.dtype:
-                    grad = fit(grad, inp)
-            elif grad.shape != inp.shape or grad.dtype != inp.dtype:
-                grad = fit(grad, inp)
-            uid = inp._uid
-            previous = cotangents.get(uid)
-            if previous is None:
-                cotangents[uid] = grad
-            elif uid in owned:
-                _add_into(previous, grad)
-            else:
-                total = cotangents[uid] = add(previous, grad)
-                if in_place and _writable(total._data):
-                    owned.add(uid)
-    return {uid: cotangents[uid] for uid in sources if uid in cotangents}
-
-
-def _walk_arrays(needed: list, seeds: "list[tuple]", sources: set, feeds: set,
-                 batch: int) -> dict:
-    """:func:`_walk` in array mode: the same loop over host arrays (``recording.arrays`` is
-    set). Small entries run their per-input rules inline; the rest go through tensor ops.
-
-    The cotangents that reach one id after its first are kept aside (``later``) and summed
-    when the id's cotangent is read: one sum instead of one call per contribution. Large ones
-    are added at once, into a sum only the walk holds (``owned``), so they never pile up.
-    """
-    sums = _Sums()
-    cotangents = sums.first
-    later = sums.later
-    give = sums.give
+          arrays: bool, checking: bool) -> dict:
+    """The loop. In array mode, entries with small cotangents and one plain rule per input
+    (most) call their rules inline on arrays; every other entry goes through :func:`_rules`,
+    with tensors."""
+    sums = _Sums(arrays, in_place=not recording.tapes)
+    give, take = sums.give, sums.take
     batch_shape = ()
     for target, seed in seeds:
         batch_shape = seed.shape[:batch]
-        give(target._uid, seed._data)
+        give(target._uid, seed._data if arrays else seed)
     pop = needed.pop
     while needed:  # a list of our own (from _prune): popping frees each entry once done
         entry = pop()
         prim, inputs, params, output, _ = entry
         uid = output._uid
-        g = cotangents.pop(uid, None)
+        g = take(uid, uid in sources)
         if g is None:
             continue
-        if uid in later:
-            g = _total(g, later.pop(uid))
-        if uid in sources:
-            cotangents[uid] = g
-        if g.nbytes >= MIN_BYTES or not prim.plain_rules:
-            # Large cotangents go through tensor ops (pooled results); joint rules and rules of
-            # variable arity take the general route.
-            for _, inp, grad in _tensor_cotangents(entry, g, feeds):
-                give(inp._uid, _fit_array(_as_array(grad), inp._data, batch_shape))
+        if arrays and prim.plain_rules and g.nbytes < MIN_BYTES:
+            rules = prim.vjps
+            ans = output._data
+            # Rules of one or two inputs and no parameters (most) get a plain call: calls that
+            # unpack arguments cost a third of a small rule's time.
+            count = len(inputs) if not params else 0
+            first = inputs[0]._data
+            second = inputs[1]._data if count == 2 else None
+            index = -1
+            for inp in inputs:
+                index += 1
+                rule = rules[index]
+                if rule is None or inp._uid not in feeds:
+                    continue
+                if count == 2:
+                    grad = rule(g, ans, first, second)
+                elif count == 1:
+                    grad = rule(g, ans, first)
+                else:
+                    grad = rule(g, ans, *[t._data for t in inputs], **params)
+                if grad is None:
+                    continue
+                want = inp._data
+                if type(grad) is not _ndarray or grad.dtype is not want.dtype or (
+                        grad.shape != (batch_shape + want.shape if batch else want.shape)):
+                    grad = _fit_array(grad, want, batch_shape, entry, index)
+                give(inp._uid, grad)
             continue
-        rules = prim.vjps
-        ans = output._data
-        # Rules of one or two inputs and no parameters (most) get a plain call: calls that
-        # unpack arguments cost a third of a small rule's time.
-        count = len(inputs) if not params else 0
-        first = inputs[0]._data
-        second = inputs[1]._data if count == 2 else None
-        index = -1
-        for inp in inputs:
-            index += 1
-            in_uid = inp._uid
-            rule = rules[index]
-            if in_uid not in feeds or rule is None:
-                continue
-            if count == 2:
-                grad = rule(g, ans, first, second)
-            elif count == 1:
-                grad = rule(g, ans, first)
-            else:
-                grad = rule(g, ans, *[t._data for t in inputs], **params)
-            if grad is None:
-                continue
-            want = inp._data
-            if type(grad) is not _ndarray or grad.dtype is not want.dtype or (
-                    grad.shape != (batch_shape + want.shape if batch else want.shape)):
-                grad = _fit_array(_as_array(grad), want, batch_shape)
-            if in_uid not in cotangents:
-                cotangents[in_uid] = grad
-            elif grad.nbytes < MIN_BYTES:
-                later[in_uid].append(grad)
-            else:
-                give(in_uid, grad)
-    found = {}
-    for uid in sources:
-        g = cotangents.get(uid)
-        if g is not None:
-            found[uid] = _total(g, later.pop(uid)) if uid in later else g
-    return found
+        if checking:
+            recording.backward_of = entry  # named by errors from ops the rules run
+        for index, inp, grad in _rules(entry, g, feeds, arrays):
+            if checking:
+                check_gradient(entry, index, grad)
+            if arrays:
+                grad = _fit_array(grad, inp._data, batch_shape, entry, index)
+            elif type(grad) is Tensor and type(inp) is Tensor:
+                # Plain tensors: read the arrays' facts directly (identical dtypes are the
+                # common case; fit() settles any other).
+                have, want = grad._data, inp._data
+                if have.dtype is not want.dtype or have.shape != batch_shape + want.shape:
+                    grad = fit(grad, inp, batch_shape, entry, index)
+            elif grad.dtype != inp.dtype or grad.shape != batch_shape + inp.shape:
+                grad = fit(grad, inp, batch_shape, entry, index)  # (a pending one stays so)
+            give(inp._uid, grad)
+    return sums.totals(sources)
 
 
 class _Sums:
-    """The cotangents of array mode: each id's first one, and what reached it later."""
+    """The walk's one accumulator (HIPS autograd's ``add_outgrads`` is the model): an id's first
+    cotangent is kept as it comes; the second makes a fresh sum, which the walk then owns and
+    adds later ones into, in place, when no tape records the walk (an outer tape must see every
+    sum as an op). In array mode, small contributions are kept aside and added in order when
+    the id's cotangent is read: one sum instead of one call per contribution."""
 
-    __slots__ = ("first", "later", "owned")
+    __slots__ = ("arrays", "in_place", "first", "later", "owned")
 
-    def __init__(self) -> None:
-        self.first: dict = {}  # id -> array
+    def __init__(self, arrays: bool, in_place: bool) -> None:
+        self.arrays = arrays
+        self.in_place = in_place
+        self.first: dict = {}  # id -> the cotangent (an array in array mode, else a Tensor)
         self.later = collections.defaultdict(list)  # id -> small arrays, in the order they came
-        self.owned: set = set()  # ids whose first array is a sum of large ones made here
+        self.owned: set = set()  # ids whose cotangent is a sum made here, added into in place
 
     def give(self, uid: int, grad) -> None:
         first = self.first.get(uid)
         if first is None:
             self.first[uid] = grad
-        elif grad.nbytes < MIN_BYTES:
-            self.later[uid].append(grad)
-        elif uid in self.owned:
-            hostthreads.run(np.add, (first, grad), first)
-        else:
+            return
+        if self.arrays:
+            if grad.nbytes < MIN_BYTES:
+                self.later[uid].append(grad)
+                return
+            if uid in self.owned:
+                hostthreads.run(np.add, (first, grad), first)
+                return
             total = pooled_numpy.add(first, grad)
-            self.first[uid] = total if type(total) is _ndarray else np.asarray(total)
-            if _writable(total):
-                self.owned.add(uid)
+            total = total if type(total) is _ndarray else np.asarray(total)
+            data = total
+        else:
+            if uid in self.owned:
+                _add_into(first, grad)
+                return
+            from ..ops import add
+
+            total = add(first, grad)
+            data = total._data
+        self.first[uid] = total
+        if self.in_place and _writable(data):
+            self.owned.add(uid)
+
+    def take(self, uid: int, keep: bool):
+        """The whole cotangent of ``uid`` (None if none came), kept for later reads if
+        ``keep`` (a source that is also an op's output)."""
+        g = self.first.get(uid) if keep else self.first.pop(uid, None)
+        if g is not None and uid in self.later:
+            g = _total(g, self.later.pop(uid))
+            if keep:
+                self.first[uid] = g
+                self.owned.discard(uid)
+        return g
+
+    def totals(self, sources: set) -> dict:
+        found = {}
+        for uid in sources:
+            g = self.take(uid, True)
+            if g is not None:
+                found[uid] = g
+        return found
 
 
 def _total(first, more: list):
@@ -251,6 +227,20 @@ def _total(first, more: list):
     # Along the first axis of the stack NumPy adds row after row: the order of the loop above
     # (a stack of single numbers would be summed pairwise instead, hence the size test).
     return np.asarray(np.add.reduce(np.asarray(more), axis=0))
+
+
+def _rules(entry: tuple, g, feeds: set, arrays: bool) -> list:
+    """``(index, input, cotangent)`` for each input of tape ``entry`` a source feeds and its
+    rule connects, from the rules run with tensors (in array mode: ``g`` wrapped, array mode
+    paused for the ops they call, and the results unwrapped)."""
+    if not arrays:
+        return list(_cotangents(entry, g, feeds))
+    recording.arrays = False
+    try:
+        found = list(_cotangents(entry, Tensor._wrap(g), feeds))
+    finally:
+        recording.arrays = True
+    return [(index, inp, _as_array(grad)) for index, inp, grad in found]
 
 
 def _cotangents(entry: tuple, g, feeds: set):
@@ -277,13 +267,18 @@ def _cotangents(entry: tuple, g, feeds: set):
             yield index, inp, grad
 
 
-def _tensor_cotangents(entry: tuple, g, feeds: set) -> list:
-    """The cotangents of one entry computed with tensor ops (array mode paused)."""
-    recording.arrays = False
-    try:
-        return list(_cotangents(entry, Tensor._wrap(g), feeds))
-    finally:
-        recording.arrays = True
+def _together(entry: tuple, g, feeds: set) -> "list | None":
+    """Every input's cotangent from one joint rule (a user's custom gradient, or a backend's
+    rule for ``g``'s array namespace), or ``None`` to use the per-input rules."""
+    prim, inputs, params, output, _ = entry
+    if prim.vjp_all is not None:
+        return prim.vjp_all(g, output, inputs, params)
+    data = g._data if isinstance(g, Tensor) else g
+    joint = prim.joint_rule("numpy" if type(data) is _ndarray else "cupy")
+    if joint is None:
+        return None
+    needed = [t._uid in feeds for t in inputs]
+    return joint(g, output, inputs, params, needed)
 
 
 def _as_array(grad):
@@ -292,13 +287,44 @@ def _as_array(grad):
     return grad if type(grad) is _ndarray else np.asarray(grad)
 
 
-def _fit_array(grad, like, batch_shape: tuple):
+def _summable(have: tuple, batch_shape: tuple, shape: tuple) -> bool:
+    """Whether a rule's result of shape ``have`` can be made the cotangent of shape
+    ``batch_shape + shape``: past the batch dimensions (if it carries them) it must broadcast
+    against ``shape``, extra leading dimensions included; then it is summed back. Dimensions
+    that differ and are not 1 are a faulty rule (a reshape there would scramble the values)."""
+    batch = len(batch_shape)
+    if batch and len(have) > len(shape):  # it carries the batch dimensions
+        for h, w in zip(have[:batch], batch_shape):
+            if h != w and h != 1:
+                return False
+        have = have[batch:]
+    n = min(len(have), len(shape))
+    for h, w in zip(have[len(have) - n:], shape[len(shape) - n:]):
+        if h != w and h != 1 and w != 1:
+            return False
+    return True
+
+
+def _refuse(entry, index: int, have: tuple, want: tuple) -> GradientRuleError:
+    prim = entry[PRIM]
+    return GradientRuleError(
+        f"{prim.name}: the gradient rule for input {prim.arg_name(index)!r} returned shape "
+        f"{have}, which cannot be summed to the input's shape {want}; hint: a rule returns "
+        f"something that broadcasts against its input (with g's leading batch dimensions, if "
+        f"any), or None"
+    )
+
+
+def _fit_array(grad, like, batch_shape: tuple, entry=None, index: int = 0):
     """:func:`fit` for arrays: ``grad`` summed or broadcast to ``batch_shape + like.shape`` and
     cast to ``like``'s dtype."""
     from ..ops.reduction import SUM_TO, _sum_to_axes
 
+    grad = _as_array(grad)
     want = batch_shape + like.shape
     if grad.shape != want:
+        if not _summable(grad.shape, batch_shape, like.shape):
+            raise _refuse(entry, index, grad.shape, want)
         batch = len(batch_shape)
         if grad.ndim - batch >= like.ndim and _sum_to_axes(grad.shape[batch:], like.shape):
             grad = SUM_TO.host_forward(np, grad, like.shape, batch)
@@ -309,18 +335,22 @@ def _fit_array(grad, like, batch_shape: tuple):
     return np.asarray(grad)
 
 
-def _together(entry: tuple, g, feeds: set) -> "list | None":
-    """Every input's cotangent from one joint rule (a user's custom gradient, or a fused
-    override for ``g``'s array namespace), or ``None`` to use the per-input rules."""
-    prim, inputs, params, output, _ = entry
-    if prim.vjp_all is not None:
-        return prim.vjp_all(g, output, inputs, params)
-    data = g._data if isinstance(g, Tensor) else g
-    fused = prim.joint_rule("numpy" if type(data) is _ndarray else "cupy")
-    if fused is None:
-        return None
-    needed = [t._uid in feeds for t in inputs]
-    return fused(g, output, inputs, params, needed)
+def fit(grad, like, batch_shape: tuple = (), entry=None, index: int = 0):
+    """``grad`` summed/broadcast to ``batch_shape + like.shape`` and cast to ``like.dtype``;
+    a :class:`GradientRuleError` naming ``entry``'s primitive and input ``index`` where it
+    cannot be (see :func:`_summable`)."""
+    from ..ops import broadcast_to, cast, sum_to
+
+    want = tuple(batch_shape) + like.shape
+    if grad.shape != want:
+        if entry is not None and not _summable(grad.shape, tuple(batch_shape), like.shape):
+            raise _refuse(entry, index, grad.shape, want)
+        grad = sum_to(grad, like.shape, batch=len(batch_shape))
+        if grad.shape != want:
+            grad = broadcast_to(grad, want)
+    if grad.dtype != like.dtype:
+        grad = cast(grad, like.dtype)
+    return grad
 
 
 def _writable(data) -> bool:
@@ -348,20 +378,6 @@ def _prune(entries: list, sources: set) -> "tuple[list, set]":
                 feeds.add(entry[OUTPUT]._uid)
                 break
     return needed, feeds
-
-
-def fit(grad, like, batch_shape: tuple = ()):
-    """``grad`` summed/broadcast to ``batch_shape + like.shape`` and cast to ``like.dtype``."""
-    from ..ops import broadcast_to, cast, sum_to
-
-    want = tuple(batch_shape) + like.shape
-    if grad.shape != want:
-        grad = sum_to(grad, like.shape, batch=len(batch_shape))
-        if grad.shape != want:
-            grad = broadcast_to(grad, want)
-    if grad.dtype != like.dtype:
-        grad = cast(grad, like.dtype)
-    return grad
 
 
 def batchable(entries: list, sources: set) -> bool:

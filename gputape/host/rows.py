@@ -4,8 +4,9 @@ NumPy reduces the leading axes, or a short last axis, one row at a time, and mul
 of matrices against one shared matrix one BLAS call per batch element. The functions here do
 the same work in one call (``xp`` is NumPy, or NumPy with pooled results): sums as a product
 with a vector of ones, products with the batch stacked into one matrix, maxima of short rows
-column by column (bench/NOTES.md, sections 14 and 15). Each returns ``None`` where its trick does not apply; the caller then runs NumPy's own.
-Sums may round differently from NumPy's (BLAS adds in another order); maxima are identical.
+column by column (bench/NOTES.md, sections 14 and 15). Each returns ``None`` where its trick
+does not apply; the caller then runs NumPy's own. Sums may round differently from NumPy's
+(BLAS adds in another order); maxima are identical.
 """
 
 from __future__ import annotations
