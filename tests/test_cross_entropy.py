@@ -29,21 +29,21 @@ def _no_softmax(*args, **kwargs):
     raise AssertionError("the first-order rule computed softmax again")
 
 
-def _spy_saved(monkeypatch):
-    kept = []
+def _spy_kept(monkeypatch):
+    seen = []
     forward = nn_ops.SOFTMAX_XENT.forward
 
-    def spy(xp, labels, logits, axis, saved=None):
-        kept.append(saved)
-        return forward(xp, labels, logits, axis, saved)
+    def spy(xp, labels, logits, axis, kept=None):
+        seen.append(kept)
+        return forward(xp, labels, logits, axis, kept)
 
     monkeypatch.setattr(nn_ops.SOFTMAX_XENT, "forward", spy)
     monkeypatch.setattr(nn_ops.SOFTMAX_XENT, "host_forward", spy)
-    return kept
+    return seen
 
 
 def test_the_forward_keeps_the_gradient_only_while_a_tape_records(monkeypatch, problem):
-    kept = _spy_saved(monkeypatch)
+    kept = _spy_kept(monkeypatch)
     logits, labels = (gt.constant(a) for a in problem)
     xent(labels, logits)
     with gt.GradientTape() as tape:

@@ -95,9 +95,9 @@ def test_entries_are_what_apply_records(name, rng):
         tapes.append((tape, result))
     (fast, fast_out), (general, general_out) = tapes
     if prim.differentiable:
-        [(p, inputs, params, output, where)] = fast._entries
-        [(q, inputs2, params2, output2, _)] = general._entries
-        assert p is q is prim and output is fast_out and where is None
+        [(p, inputs, params, output, where, kept)] = fast._entries
+        [(q, inputs2, params2, output2, _, kept2)] = general._entries
+        assert p is q is prim and output is fast_out and where is None and kept is kept2 is None
         assert [t._uid for t in inputs] == [t._uid for t in args] == [t._uid for t in inputs2]
         assert dict(params) == params2 == {}
         assert fast_out._uid in fast._watched

@@ -14,7 +14,7 @@ import pytest
 from helpers import count_calls, host
 
 import gputape as gt
-from gputape.autodiff import unitseed
+from gputape.core.tensor import fill_of
 from gputape.cuda import fused, pending
 
 TOL = {np.float32: dict(rtol=2e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
@@ -33,6 +33,14 @@ def handed_out(monkeypatch) -> list:
 
     monkeypatch.setattr(fused, "_kept_gradients", spy)
     return calls
+
+
+
+def _kept(p):
+    """What pattern_sum kept for the entry of the pending ``p`` (a scale and the gradients),
+    or None (nothing kept, handed out already, or no longer pending)."""
+    recipe = pending.pending_inputs(p)
+    return None if recipe is None or recipe.kept is None else recipe.kept.value
 
 
 PATTERNS = {
@@ -100,7 +108,7 @@ def test_reduce_sum_of_a_product_reads_the_inputs_once(numpy_route, monkeypatch,
         tape.watch([x, y])
         p = x * y
         total = gt.reduce_sum(p)
-    scale, kept = pending.pending_inputs(p).kept
+    scale, kept = _kept(p)
     assert scale == 1.0
     np.testing.assert_array_equal(kept[0], y.numpy())
     np.testing.assert_array_equal(kept[1], x.numpy())
@@ -109,7 +117,7 @@ def test_reduce_sum_of_a_product_reads_the_inputs_once(numpy_route, monkeypatch,
     np.testing.assert_array_equal(gx.numpy(), y.numpy())
     np.testing.assert_array_equal(gy.numpy(), x.numpy())
     assert handed_out == [True] and pair_calls == [] and product_calls == []
-    assert pending.pending_inputs(p).kept is None  # handed out, no longer held
+    assert _kept(p) is None  # handed out, no longer held
 
 
 def test_pow_keeps_the_exponent_gradient_as_a_sum(numpy_route, handed_out):
@@ -131,7 +139,7 @@ def test_only_followed_inputs_get_gradients_kept(numpy_route, handed_out):
         tape.watch(x)
         p = x * y
         total = gt.reduce_sum(p)
-    assert pending.pending_inputs(p).kept[1][1] is None
+    assert _kept(p)[1][1] is None
     np.testing.assert_array_equal(tape.gradient(total, x).numpy(), [3.0, 4.0])
     assert handed_out == [True]
 
@@ -200,7 +208,7 @@ def test_a_mean_over_some_axes_or_with_a_sum_seed_keeps_nothing_it_cannot_use(
         tape.watch(x)
         p = x * x
         total = gt.reduce_mean(p, axis=axis)
-    assert (pending.pending_inputs(p).kept is None) == (axis == 0)
+    assert (_kept(p) is None) == (axis == 0)
     np.testing.assert_allclose(tape.gradient(total, x).numpy(),
                                2 * x.numpy() / (2 if axis == 0 else 6), rtol=1e-15)
     assert handed_out == [axis is None]
@@ -249,7 +257,7 @@ def test_nested_tapes_keep_nothing_and_second_order_holds(numpy_route, handed_ou
             inner.watch([x, y])
             p = x * y
             total = gt.reduce_sum(p)
-        assert pending.pending_inputs(p).kept is None
+        assert _kept(p) is None
         gx, gy = inner.gradient(total, [x, y])
     np.testing.assert_array_equal(gx.numpy(), y.numpy())
     assert outer.gradient(gx, y) is not None and outer.gradient(gy, y) is None
@@ -277,7 +285,7 @@ def test_patterns_outside_the_one_pass_keep_nothing(numpy_route, case):
         total = gt.reduce_sum(p, axis=0 if case == "partial" else None)
         if case == "strided-read":
             p[0]  # another reader: the product is computed, the tensor no longer pending
-    assert pending.pending_inputs(p) is None or pending.pending_inputs(p).kept is None
+    assert _kept(p) is None
     gx, gy = tape.gradient(total, [x, y])
     np.testing.assert_array_equal(gx.numpy(), np.broadcast_to(y.numpy(), (3, 4)))
     assert gy.shape == y.shape
@@ -293,12 +301,12 @@ def test_fused_off_keeps_nothing(numpy_route, monkeypatch, handed_out):
     assert handed_out == []
 
 
-def test_unit_seeds_are_known_only_during_their_walk(numpy_route, monkeypatch):
+def test_only_default_seeds_are_known_to_be_ones(numpy_route, monkeypatch):
     seen: list = []
     real = fused._reduce_sum_rule
 
     def spy(g, *rest):
-        seen.append(unitseed.value(g))
+        seen.append(fill_of(g))
         return real(g, *rest)
 
     monkeypatch.setattr(fused, "_reduce_sum_rule", spy)
@@ -309,4 +317,4 @@ def test_unit_seeds_are_known_only_during_their_walk(numpy_route, monkeypatch):
             tape.watch(x)
             total = gt.reduce_sum(x * 2.0)
         tape.gradient(total, x, output_gradients=output_gradients)
-    assert seen == [1.0, None] and gt.core.state.recording.units is None
+    assert seen == [1.0, None]

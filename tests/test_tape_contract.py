@@ -79,7 +79,7 @@ def test_recording_integer_and_bool_tensors_never_recorded(device):
             m = n * 2  # 4, integer arithmetic: not recorded
             b = gt.greater(x, 1.0)  # a bool: not recorded
             y = gt.cast(m, gt.float32) * x + gt.cast(gt.cast(b, gt.int32), gt.float32)
-        assert all(output.dtype.kind in "fc" for _, _, _, output, _ in tape._entries)
+        assert all(output.dtype.kind in "fc" for _, _, _, output, _, _ in tape._entries)
         check(tape.gradient(y, x), 4.0, device)  # y = 4 x + 1
         assert tape.gradient(m, x) is None
 

@@ -75,7 +75,7 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
 
 def _host_seeds(seeds: "list[tuple]") -> bool:
     for _, seed in seeds:
-        if type(seed) is not Tensor or type(seed._data) is not _ndarray:
+        if not isinstance(seed, Tensor) or type(seed._data) is not _ndarray:
             return False
     return True
 
@@ -101,7 +101,7 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
     pop = needed.pop
     while needed:  # a list of our own (from _prune): popping frees each entry once done
         entry = pop()
-        prim, inputs, params, output, _ = entry
+        prim, inputs, params, output, _, _ = entry
         uid = output._uid
         g = take(uid, uid in sources)
         if g is None:
@@ -246,8 +246,10 @@ def _rules(entry: tuple, g, feeds: set, arrays: bool) -> list:
 def _cotangents(entry: tuple, g, feeds: set):
     """``(index, input, cotangent)`` for each input of tape ``entry`` a source feeds and its
     rule connects, computed with tensor ops from the cotangent ``g`` of its output."""
-    prim, inputs, params, output, _ = entry
-    together = _together(entry, g, feeds) if prim.joint_rules else None
+    prim, inputs, params, output, _, kept = entry
+    if kept is not None and recording.tapes:
+        kept = None  # a constant to the tape that records this walk: the rules recompute it
+    together = _together(entry, g, feeds, kept) if prim.joint_rules else None
     rules = prim.vjps
     for index, inp in enumerate(inputs):
         if inp._uid not in feeds:
@@ -257,7 +259,9 @@ def _cotangents(entry: tuple, g, feeds: set):
         elif prim.vjp_any is not None:
             grad = prim.vjp_any(index, g, output, *inputs, **params)
         elif index < len(rules) and rules[index] is not None:
-            if params:
+            if prim.keeps:
+                grad = rules[index](g, output, *inputs, kept=kept, **params)
+            elif params:
                 grad = rules[index](g, output, *inputs, **params)
             else:
                 grad = rules[index](g, output, *inputs)
@@ -267,10 +271,10 @@ def _cotangents(entry: tuple, g, feeds: set):
             yield index, inp, grad
 
 
-def _together(entry: tuple, g, feeds: set) -> "list | None":
+def _together(entry: tuple, g, feeds: set, kept) -> "list | None":
     """Every input's cotangent from one joint rule (a user's custom gradient, or a backend's
     rule for ``g``'s array namespace), or ``None`` to use the per-input rules."""
-    prim, inputs, params, output, _ = entry
+    prim, inputs, params, output, _, _ = entry
     if prim.vjp_all is not None:
         return prim.vjp_all(g, output, inputs, params)
     data = g._data if isinstance(g, Tensor) else g
@@ -278,7 +282,7 @@ def _together(entry: tuple, g, feeds: set) -> "list | None":
     if joint is None:
         return None
     needed = [t._uid in feeds for t in inputs]
-    return joint(g, output, inputs, params, needed)
+    return joint(g, output, inputs, params, needed, kept)
 
 
 def _as_array(grad):
@@ -383,7 +387,7 @@ def _prune(entries: list, sources: set) -> "tuple[list, set]":
 def batchable(entries: list, sources: set) -> bool:
     """True when every entry between the sources and the targets accepts batched cotangents."""
     needed, _ = _prune(entries, sources)
-    for prim, _, params, _, _ in needed:
+    for prim, _, params, _, _, _ in needed:
         ok = prim.batchable
         if callable(ok):
             ok = ok(params)

@@ -182,7 +182,7 @@ def _paths_from(ev: Evidence, uid: int) -> dict:
     """``{id: names of the gradient-less ops on the way}`` for every id computed from ``uid``,
     through recorded and unrecorded (blocked) ops alike, in the order they ran."""
     steps = [(output._uid, tuple(t._uid for t in inputs), prim.name, _no_rule(prim))
-             for prim, inputs, _, output, _ in ev.entries]
+             for prim, inputs, _, output, _, _ in ev.entries]
     steps += ev.blocked
     steps.sort(key=lambda step: step[0])
     via: dict = {uid: frozenset()}
@@ -201,7 +201,7 @@ def _no_rule(prim) -> bool:
 
 
 def _producer(ev: Evidence, uid: int) -> str:
-    for prim, _, _, output, _ in ev.entries:
+    for prim, _, _, output, _, _ in ev.entries:
         if output._uid == uid:
             return prim.name
     for out, _inputs, name, _blocking in ev.blocked:

@@ -13,8 +13,8 @@ import numpy as np
 from ..core import nest
 from ..core.errors import ShapeError, TapeError, TapeTypeError, TapeValueError
 from ..core.state import recording
-from ..core.tensor import Tensor, Variable, _ids
-from . import backward, unitseed
+from ..core.tensor import FilledTensor, Tensor, Variable, _ids
+from . import backward
 from . import jacobian as jacobians
 from .explain import Evidence, warn_unconnected
 from .sources import (
@@ -240,20 +240,16 @@ class GradientTape:
         evidence = Evidence(self) if explain else None
         # When every watched tensor is a source, nothing needs pruning (see backward.walk).
         followed = self._watched if self._roots <= wanted else None
-        units = unitseed.begin(seeds if output_gradients is None else ())
-        try:
-            if self._persistent:
-                found = backward.walk(self._entries, seeds, wanted, followed=followed,
-                                      host_rules=self._host_rules)
-            else:
-                # As TensorFlow, a non-persistent tape is spent as soon as the walk starts; the
-                # walk frees what the forward pass saved as it goes.
-                entries, host_rules = self._entries, self._host_rules
-                self._end()
-                found = backward.walk(entries, seeds, wanted, consume=True, followed=followed,
-                                      host_rules=host_rules)
-        finally:
-            unitseed.end(units)
+        if self._persistent:
+            found = backward.walk(self._entries, seeds, wanted, followed=followed,
+                                  host_rules=self._host_rules)
+        else:
+            # As TensorFlow, a non-persistent tape is spent as soon as the walk starts; the
+            # walk frees what the forward pass saved as it goes.
+            entries, host_rules = self._entries, self._host_rules
+            self._end()
+            found = backward.walk(entries, seeds, wanted, consume=True, followed=followed,
+                                  host_rules=host_rules)
         grads = [finish(found.get(s._uid) if s.dtype.kind in "fc" else None, mode, s.shape, s)
                  for s in flat_sources]
         if evidence is not None:
@@ -343,12 +339,12 @@ class GradientTape:
 
 
 def _seeds(targets: list, output_gradients) -> list:
-    if output_gradients is None:
+    if output_gradients is None:  # ones, known to be ones (FilledTensor)
         if all(type(t._data) is np.ndarray for t in targets):
-            return [Tensor._wrap(_host_ones(t._data)) for t in targets]
+            return [FilledTensor.like(Tensor._wrap(_host_ones(t._data)), 1.0) for t in targets]
         from ..ops import ones_like
 
-        return [ones_like(t) for t in targets]
+        return [FilledTensor.like(ones_like(t), 1.0) for t in targets]
     from ..ops import broadcast_to, cast, convert_like
     grads = nest.flatten(output_gradients)
     if len(grads) != len(targets):

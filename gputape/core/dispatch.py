@@ -26,7 +26,7 @@ from .errors import (
 )
 from .numerics import check_op_result, user_line
 from .registry import Primitive, describe
-from .state import recording
+from .state import Kept, recording
 from .tensor import Tensor, Variable, _holds_tensor, _ids, convert_to_tensor
 
 __all__ = ["apply", "describe"]
@@ -83,8 +83,13 @@ def _apply_general(prim: Primitive, args: tuple, params: dict) -> Tensor:
     data = tensors[0]._data
     xp = np if type(data) is np.ndarray else namespace_of(data)
     forward = prim.host_forward if xp is np else prim.implementation(xp.__name__)
+    tapes = recording.tapes
+    kept = Kept() if prim.keeps and tapes else None
     try:
-        out = forward(xp, *[t._data for t in tensors], **params)
+        if kept is None:
+            out = forward(xp, *[t._data for t in tensors], **params)
+        else:
+            out = forward(xp, *[t._data for t in tensors], kept=kept, **params)
     except GputapeError:
         raise
     except (ValueError, TypeError, IndexError) as exc:
@@ -94,9 +99,8 @@ def _apply_general(prim: Primitive, args: tuple, params: dict) -> Tensor:
     if checking_numerics:
         check_op_result(prim, tensors, out)
     result = Tensor._wrap(out)
-    tapes = recording.tapes
     if tapes:
-        track(tapes, prim, tensors, params, result)
+        track(tapes, prim, tensors, params, result, kept)
     return result
 
 
@@ -107,13 +111,14 @@ def _shortcut(prim: Primitive, tensors, params: dict) -> "Tensor | None":
     shortcut = prim.shortcut(xp.__name__)
     if shortcut is None:
         return None
+    tapes = recording.tapes
+    kept = Kept() if tapes else None
     try:
-        result = shortcut(prim, tensors, params, xp)
+        result = shortcut(prim, tensors, params, xp, kept)
     except (ValueError, TypeError) as exc:
         raise _explain(prim, tensors, params, exc) from exc
-    tapes = recording.tapes
     if result is not None and tapes:  # gradients do not depend on whether it was taken
-        record(tapes, prim, tensors, params, result)
+        record(tapes, prim, tensors, params, result, kept)
     return result
 
 
@@ -221,18 +226,21 @@ def _host_scalar(value, dtype) -> "Tensor | None":
     return tensor
 
 
-def track(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) -> None:
+def track(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor,
+          kept: "Kept | None" = None) -> None:
     """Tell the recording ``tapes`` about a computed ``result``: an entry when gradients can
     flow through it, else a note for ``explain``."""
     if prim.differentiable and result._data.dtype.kind in "fc":
-        record(tapes, prim, tensors, params, result)
+        record(tapes, prim, tensors, params, result, kept)
     else:
         note_blocked(tapes, prim, tensors, result)
 
 
-def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) -> None:
+def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor,
+           kept: "Kept | None" = None) -> None:
     """Append one entry to every tape in ``tapes`` that watches an input (tapes watch float
-    tensors only: ``GradientTape._watch_one``; recorded outputs are floats)."""
+    tensors only: ``GradientTape._watch_one``; recorded outputs are floats). The only place
+    that writes a tape's entries (the fast paths call it too)."""
     entry = None
     for tape in tapes:
         watched = tape._watched
@@ -245,7 +253,7 @@ def record(tapes: list, prim: Primitive, tensors, params: dict, result: Tensor) 
             continue
         if entry is None:  # see gputape.core.state
             entry = (prim, tensors if type(tensors) is tuple else tuple(tensors), params, result,
-                     user_line() if checking_numerics else None)
+                     user_line() if checking_numerics else None, kept)
         tape._entries.append(entry)
         watched.add(result._uid)
         if not prim.host_walk:
@@ -430,8 +438,7 @@ def _param_text(params: dict) -> str:
             return "(" + ", ".join(show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
         return repr(value)
 
-    # ``saved`` holds what a forward keeps for its rules (registry.Saved), not an argument.
-    return ", ".join(f"{k}={show(v)}" for k, v in params.items() if k != "saved")
+    return ", ".join(f"{k}={show(v)}" for k, v in params.items())
 
 
 def _explain(prim: Primitive, tensors, params: dict, exc: Exception) -> Exception:

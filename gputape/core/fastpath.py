@@ -39,6 +39,8 @@ _next_uid = _ids.__next__
 _NO_PARAMS = types.MappingProxyType({})  # the params of every entry recorded here
 _apply = dispatch.apply
 _host_scalar = dispatch._host_scalar
+_record = dispatch.record  # the tape state is written there only
+_note_blocked = dispatch.note_blocked
 
 
 def unary(prim: Primitive, x):
@@ -55,22 +57,13 @@ def unary(prim: Primitive, x):
                     out = np.asarray(out)  # NumPy ufuncs return scalars for 0-d inputs
                 result = _new(Tensor)
                 result._data = out
-                result._uid = uid = _next_uid()
+                result._uid = _next_uid()
                 tapes = recording.tapes
-                if tapes:  # dispatch.record for one operand, inlined: it runs for every op
+                if tapes:
                     if prim.differentiable and out.dtype.kind in "fc":
-                        entry = None
-                        for tape in tapes:
-                            watched = tape._watched
-                            if x._uid in watched:
-                                if entry is None:
-                                    entry = (prim, (x,), _NO_PARAMS, result, None)
-                                tape._entries.append(entry)
-                                watched.add(uid)
-                            elif tape._shadow:
-                                dispatch._follow_shadow(tape, prim, (x,), result, False)
+                        _record(tapes, prim, (x,), _NO_PARAMS, result)
                     else:
-                        dispatch.note_blocked(tapes, prim, (x,), result)
+                        _note_blocked(tapes, prim, (x,), result)
                 return result
         elif type(x) is _ndarray and recording.arrays and x.nbytes < MIN_BYTES:
             out = ufunc(x)
@@ -118,22 +111,13 @@ def binary(prim: Primitive, x, y):
                 out = np.asarray(out)
             result = _new(Tensor)
             result._data = out
-            result._uid = uid = _next_uid()
+            result._uid = _next_uid()
             tapes = recording.tapes
-            if tapes:  # dispatch.record for two operands, inlined
+            if tapes:
                 if prim.differentiable and out.dtype.kind in "fc":
-                    entry = None
-                    for tape in tapes:
-                        watched = tape._watched
-                        if x._uid in watched or y._uid in watched:
-                            if entry is None:
-                                entry = (prim, (x, y), _NO_PARAMS, result, None)
-                            tape._entries.append(entry)
-                            watched.add(uid)
-                        elif tape._shadow:
-                            dispatch._follow_shadow(tape, prim, (x, y), result, False)
+                    _record(tapes, prim, (x, y), _NO_PARAMS, result)
                 else:
-                    dispatch.note_blocked(tapes, prim, (x, y), result)
+                    _note_blocked(tapes, prim, (x, y), result)
             return result
         return _apply(prim, x, y)
     return _apply(prim, x, y)

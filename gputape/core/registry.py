@@ -24,9 +24,9 @@ registers a platform lowering under its primitive; the declaration never forks o
 Registrations made with ``fused=True`` (the CUDA backend's) are off when the environment sets
 ``GPUTAPE_FUSED=0``.
 
-A forward may keep what it computed for its rules in a :class:`Saved` passed as the parameter
-``saved`` (as TensorFlow's cross entropy keeps its gradient as a second output); rules use it
-only where :func:`reusable` says so, and compute it with tensor ops otherwise.
+A primitive declared with ``keeps=True`` may keep what its forward computed for its rules in a
+:class:`gputape.core.state.Kept` (the keyword ``kept`` of its forward and of its rules); the
+walk hands it to the rules only while no tape records the backward pass.
 """
 
 from __future__ import annotations
@@ -36,12 +36,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .state import recording
-
 __all__ = [
     "Primitive", "primitive", "defvjp", "defvjp_any", "defvjp_all", "REGISTRY", "implement",
-    "register_joint_rule", "register_shortcut", "unregister", "fused_enabled", "ufunc", "Saved",
-    "reusable", "describe",
+    "register_joint_rule", "register_shortcut", "unregister", "fused_enabled", "ufunc",
+    "describe",
 ]
 
 REGISTRY: "dict[str, Primitive]" = {}
@@ -52,14 +50,15 @@ class Primitive:
     backends registered under it for their array namespace."""
 
     __slots__ = ("name", "forward", "arg_names", "vjps", "vjp_any", "vjp_all", "differentiable",
-                 "float_only", "unify", "batchable", "hint", "implementations", "joint_rules_for",
-                 "shortcuts", "fused", "host_forward", "host_ufunc", "host_generic",
-                 "joint_rules", "host_joint_rules", "plain_rules", "array_rules", "host_walk")
+                 "float_only", "unify", "batchable", "hint", "keeps", "implementations",
+                 "joint_rules_for", "shortcuts", "fused", "host_forward", "host_ufunc",
+                 "host_generic", "joint_rules", "host_joint_rules", "plain_rules", "array_rules",
+                 "host_walk")
 
     def __init__(self, name: str, forward: Callable, arg_names: "tuple[str, ...]",
                  differentiable: bool = True, float_only: bool = False,
                  unify: "tuple[int, ...] | None" = None, batchable=True,
-                 hint: str = "") -> None:
+                 hint: str = "", keeps: bool = False) -> None:
         self.name = name
         self.forward = forward
         self.arg_names = arg_names
@@ -71,6 +70,7 @@ class Primitive:
         self.unify = tuple(range(len(arg_names))) if unify is None else unify
         self.batchable = batchable
         self.hint = hint  # check_numerics' advice when this op makes a NaN or an Inf
+        self.keeps = keeps  # its forward and rules take ``kept`` (gputape.core.state.Kept)
         # What backends registered, per array namespace name.
         self.implementations: "dict[str, Callable]" = {}
         self.joint_rules_for: "dict[str, Callable]" = {}
@@ -85,8 +85,9 @@ class Primitive:
         """Recompute the flags the hot paths read after a rule or a registration changed."""
         # What the host runs: the host backend's implementation, else the generic forward.
         self.host_forward = self.implementations.get("numpy", self.forward)
-        # True while NumPy arrays may take dispatch's fast path (no shortcut on the host).
-        self.host_generic = "numpy" not in self.shortcuts
+        # True while NumPy arrays may take dispatch's fast path (no shortcut on the host, and
+        # nothing to keep: the general path hands the forward its Kept).
+        self.host_generic = "numpy" not in self.shortcuts and not self.keeps
         # True when backward's array mode may run this op's rules on host arrays (results
         # that stay pending on the host need tensors).
         self.host_walk = self.array_rules and "numpy" not in self.shortcuts
@@ -98,7 +99,7 @@ class Primitive:
         self.joint_rules = self.vjp_all is not None or bool(self.joint_rules_for)
         self.host_joint_rules = self.vjp_all is not None or "numpy" in self.joint_rules_for
         self.plain_rules = (not self.host_joint_rules and self.vjp_any is None
-                            and len(self.vjps) == len(self.arg_names))
+                            and not self.keeps and len(self.vjps) == len(self.arg_names))
 
     def _registered(self, table: str, xp_name: str) -> "Callable | None":
         found = getattr(self, table).get(xp_name)
@@ -140,49 +141,19 @@ def describe(prim: Primitive, tensors) -> str:
     )
 
 
-class Saved:
-    """What one application of a primitive keeps from its forward for its first-order rules.
-
-    The op's wrapper passes one as the parameter ``saved`` while a tape records (else None),
-    and the forward fills ``value``. A rule may read it instead of computing it again, but
-    only while no tape records the backward pass (:func:`reusable`): an array from the forward
-    is a constant to an outer tape, so higher orders compute it again with tensor ops.
-
-    >>> from gputape.core.registry import Saved, reusable
-    >>> saved = Saved()
-    >>> reusable(saved), reusable(None)
-    (False, False)
-    >>> saved.value = 1.0
-    >>> reusable(saved)
-    True
-    """
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = None
-
-    def __repr__(self) -> str:
-        return "<saved>"
-
-
-def reusable(saved: "Saved | None") -> bool:
-    """Whether a rule may use what the forward kept in ``saved`` (see :class:`Saved`)."""
-    return saved is not None and saved.value is not None and not recording.tapes
-
-
 def primitive(name: str, forward: Callable, arg_names: "tuple[str, ...]" = ("x",), *,
               differentiable: bool = True, float_only: bool = False,
               unify: "tuple[int, ...] | None" = None, batchable=True,
-              hint: str = "") -> Primitive:
+              hint: str = "", keeps: bool = False) -> Primitive:
     """Declare a primitive and add it to the registry (names are unique).
 
-    ``hint`` is check_numerics' advice when the op makes a NaN or an Inf.
+    ``hint`` is check_numerics' advice when the op makes a NaN or an Inf; with ``keeps``, the
+    forward and the rules take the keyword ``kept`` (see :class:`gputape.core.state.Kept`).
     """
     if name in REGISTRY:
         raise ValueError(f"primitive {name!r} is declared twice")
     prim = Primitive(name, forward, arg_names, differentiable, float_only, unify, batchable,
-                     hint)
+                     hint, keeps)
     REGISTRY[name] = prim
     return prim
 
@@ -259,20 +230,23 @@ def implement(name, xp_name: str, forward: Callable, *, fused: bool = False) -> 
 
 
 def register_joint_rule(name, xp_name: str, rule: Callable, *, fused: bool = False) -> Primitive:
-    """Make ``rule(g, ans, inputs, params, needed)`` compute the cotangents of primitive
+    """Make ``rule(g, ans, inputs, params, needed, kept)`` compute the cotangents of primitive
     ``name`` when its cotangent is an array of ``xp_name``.
 
-    ``needed[i]`` says whether input ``i`` wants a cotangent; the rule returns one entry per
-    input (``None`` where not needed or not connected), written with (fused) gputape ops.
+    ``needed[i]`` says whether input ``i`` wants a cotangent; ``kept`` is what the entry kept
+    (a :class:`gputape.core.state.Kept`, or None while a tape records the walk). The rule
+    returns one entry per input (``None`` where not needed or not connected), written with
+    (fused) gputape ops.
     """
     return _register("joint_rules_for", name, xp_name, rule, fused)
 
 
 def register_shortcut(name, xp_name: str, shortcut: Callable, *,
                       fused: bool = False) -> Primitive:
-    """Let ``shortcut(prim, tensors, params, xp)`` produce the result Tensor of primitive
+    """Let ``shortcut(prim, tensors, params, xp, kept)`` produce the result Tensor of primitive
     ``name`` on arrays of ``xp_name`` (pending, or computed its own way), or return None: the
-    forward runs. Dispatch records what it returns as usual."""
+    forward runs. Dispatch records what it returns as usual, with ``kept`` (a Kept while a tape
+    records, else None) as what the entry kept."""
     return _register("shortcuts", name, xp_name, shortcut, fused)
 
 

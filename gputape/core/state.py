@@ -14,9 +14,6 @@ class _Recording(threading.local):
         # True while a backward walk that no tape records runs rules on host arrays: ops
         # given arrays then return arrays (dispatch.apply_to_arrays).
         self.arrays = False
-        # {id: value} of the tensors the backward walk now running knows to hold one value
-        # everywhere, or None (gputape.autodiff.unitseed).
-        self.units = None
 
 
 recording = _Recording()
@@ -25,11 +22,37 @@ recording = _Recording()
 # A tape entry is one recorded op application, kept as a plain tuple (a tape makes one per op,
 # and a tuple is the cheapest object to make and to unpack):
 #
-#     (prim, inputs, params, output, where)
+#     (prim, inputs, params, output, where, kept)
 #
 # ``inputs`` is a tuple of Tensors, ``params`` the op's static keyword parameters, ``output`` the
-# result Tensor and ``where`` the user's source line while check_numerics is on (else None).
-PRIM, INPUTS, PARAMS, OUTPUT, WHERE = range(5)
+# result Tensor, ``where`` the user's source line while check_numerics is on (else None) and
+# ``kept`` what the forward kept for the first-order rules (a :class:`Kept`, else None).
+PRIM, INPUTS, PARAMS, OUTPUT, WHERE, KEPT = range(6)
+
+
+class Kept:
+    """What one recorded application of a primitive keeps from its forward for its rules: the
+    one channel for such values (residuals).
+
+    A primitive declared with ``keeps=True`` gets one as its forward's keyword ``kept`` while a
+    tape records, and fills ``value`` (TensorFlow's cross entropy keeps its gradient as a second
+    output); a backend's shortcut gets one too (a pattern sum fills it later, for the op that
+    made its operand). The walk hands it to the rules only while no tape records the backward
+    pass: to an outer tape an array from the forward is a constant, so higher orders compute
+    the value again with tensor ops.
+
+    >>> kept = Kept()
+    >>> kept.value is None
+    True
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = None
+
+    def __repr__(self) -> str:
+        return "<kept>"
 
 
 def note_escape(tensor, how: str) -> None:

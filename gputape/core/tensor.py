@@ -196,6 +196,40 @@ def _value_text(tensor: Tensor) -> str:
     return str(value)
 
 
+class FilledTensor(Tensor):
+    """A tensor known to hold one value everywhere, known without reading it: a symbolic
+    "filled" cotangent (JAX's symbolic zeros, for any value).
+
+    ``gradient()`` seeds each target with one when no ``output_gradients`` is given, a rule
+    that spreads such a cotangent over its input may pass the value on (divided by the count,
+    for a mean), and a sum of two cotangents is an ordinary tensor again. A backend then knows,
+    without a device read, that gradients it computed ahead for that value are the answer
+    (``gputape.cuda.fused``). Everything else treats it as the Tensor it is.
+
+    >>> import numpy as np
+    >>> seed = FilledTensor.like(Tensor._wrap(np.ones(3)), 1.0)
+    >>> seed.fill, fill_of(seed), fill_of(Tensor._wrap(np.ones(3)))
+    (1.0, 1.0, None)
+    """
+
+    __slots__ = ("fill",)
+
+    @classmethod
+    def like(cls, tensor: Tensor, value: float) -> "FilledTensor":
+        """``tensor`` (same array, same id: still what a tape recorded) marked as holding
+        ``value`` everywhere."""
+        out = object.__new__(cls)
+        out._data = tensor._data
+        out._uid = tensor._uid
+        out.fill = value
+        return out
+
+
+def fill_of(tensor) -> "float | None":
+    """The value a :class:`FilledTensor` holds everywhere; None for any other tensor."""
+    return tensor.fill if type(tensor) is FilledTensor else None
+
+
 class Variable(Tensor):
     """A mutable tensor: the state a model trains. Usable wherever a tensor is.
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autodiff import unitseed
 from ..core import registry
 from ..core.dispatch import apply
 from ..core.registry import defvjp, primitive
 from ..core.state import recording
-from ..core.tensor import Tensor
+from ..core.tensor import FilledTensor, Tensor, fill_of
 from ..ops._axes import lead
 from ..ops.reduction import _sum_to_forward
 from . import pending
@@ -170,24 +169,25 @@ MUL_GRAD_PAIR = defvjp(primitive("mul_grad_pair", _pair_map, ("g", "x", "y")),
 # -- the fused gradient rules of multiply, square and pow ------------------------------------
 
 
-def _reduce_sum_rule(g, ans, inputs, params, needed):
+def _reduce_sum_rule(g, ans, inputs, params, needed, kept):
     from ..ops.reduction import _sum_vjp
 
     spread = _sum_vjp(g, ans, inputs[0], **params)
-    known = unitseed.value(g)
+    known = fill_of(g)
     if known is not None:  # a known value spread over the input: the same value
-        unitseed.note(spread, known)
+        spread = FilledTensor.like(spread, known)
     return [spread]
 
 
-def _reduce_mean_rule(g, ans, inputs, params, needed):
+def _reduce_mean_rule(g, ans, inputs, params, needed, kept):
     from ..ops.reduction import _count, _mean_vjp
 
     x = inputs[0]
     spread = _mean_vjp(g, ans, x, **params)
-    known = unitseed.value(g)
+    known = fill_of(g)
     if known is not None:  # the rule spreads g / count
-        unitseed.note(spread, _divided(known, x.dtype, _count(x.shape, params["axes"])))
+        count = _count(x.shape, params["axes"])
+        spread = FilledTensor.like(spread, _divided(known, x.dtype, count))
     return [spread]
 
 
@@ -202,29 +202,27 @@ def _target(g, ans, x):
     return {"shape": x.shape, "batch": batch}
 
 
-def _kept_gradients(g, ans, needed: list) -> "list | None":
-    """The inputs' gradients :func:`pattern_sum` kept on the pending ``ans``, when ``g`` is
-    known to hold, everywhere in ``ans``'s shape, the value they were computed for, and no tape
-    records this walk (they are constants to an outer tape). Each kept set is handed out once."""
-    if recording.tapes:
+def _kept_gradients(g, ans, needed: list, kept) -> "list | None":
+    """The inputs' gradients :func:`pattern_sum` kept for this entry (the walk hands ``kept``
+    over only while no tape records it: they are constants to an outer tape), when ``g`` is
+    known to hold, everywhere in ``ans``'s shape, the value they were computed for. Each kept
+    set is handed out once (the walk may add into what it gets)."""
+    if kept is None or kept.value is None:
         return None
-    known = unitseed.value(g)
+    known = fill_of(g)
     if known is None or g.shape != ans.shape:
         return None
-    recipe = pending.pending_inputs(ans)
-    if recipe is None or recipe.kept is None:
+    scale, grads = kept.value
+    if scale != known or any(need and grad is None for need, grad in zip(needed, grads)):
         return None
-    scale, kept = recipe.kept
-    if scale != known or any(need and grad is None for need, grad in zip(needed, kept)):
-        return None
-    recipe.kept = None
-    return [Tensor._wrap(grad) if need else None for need, grad in zip(needed, kept)]
+    kept.value = None
+    return [Tensor._wrap(grad) if need else None for need, grad in zip(needed, grads)]
 
 
-def _multiply_rule(g, ans, inputs, params, needed):
-    kept = _kept_gradients(g, ans, needed)
-    if kept is not None:
-        return kept
+def _multiply_rule(g, ans, inputs, params, needed, kept):
+    handed = _kept_gradients(g, ans, needed, kept)
+    if handed is not None:
+        return handed
     x, y = inputs
     # The pair reads g, x and y once, but its two halves then depend on all three; while a tape
     # records this backward pass, separate ops keep TF's None for d(gx)/dx.
@@ -235,18 +233,18 @@ def _multiply_rule(g, ans, inputs, params, needed):
             apply(MUL_GRAD, g, x, **_target(g, ans, y)) if needed[1] else None]
 
 
-def _square_rule_fused(g, ans, inputs, params, needed):
-    kept = _kept_gradients(g, ans, needed)
-    if kept is not None:
-        return kept
+def _square_rule_fused(g, ans, inputs, params, needed, kept):
+    handed = _kept_gradients(g, ans, needed, kept)
+    if handed is not None:
+        return handed
     (x,) = inputs
     return [apply(SQUARE_GRAD, g, x, **_target(g, ans, x))]
 
 
-def _pow_rule(g, ans, inputs, params, needed):
-    kept = _kept_gradients(g, ans, needed)
-    if kept is not None:
-        return kept
+def _pow_rule(g, ans, inputs, params, needed, kept):
+    handed = _kept_gradients(g, ans, needed, kept)
+    if handed is not None:
+        return handed
     x, p = inputs
     gp = None
     if needed[1] and recording.tapes:
@@ -354,9 +352,11 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool, mean: bool = False):
 
     Over every axis while one tape records, the pass may also compute the gradients the
     backward pass would give the inputs for the cotangent a scalar loss most likely sends:
-    1 for a sum (the default seed), 1/count for a mean. They stay on the pending tensor, and
-    the fused rule of the op that made it returns them when its cotangent is known to hold that
-    value (:mod:`gputape.autodiff.unitseed`), so the inputs are read once for forward and gradient.
+    1 for a sum (the default seed), 1/count for a mean. They are kept for the entry of the op
+    that made the pending tensor (its :class:`~gputape.core.state.Kept`), whose fused rule
+    returns them when its cotangent is known to hold that value (a
+    :class:`~gputape.core.tensor.FilledTensor`): the inputs are read once for forward and
+    gradient.
     """
     from ..ops.reduction import _count
 
@@ -373,14 +373,14 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool, mean: bool = False):
     kept = None
     # With one tape: under nested tapes the inner gradient is taken while the outer one
     # records, where gradients kept from the forward cannot be used.
-    if len(tapes) == 1 and len(axes) == len(recipe.shape) and count:
+    if len(tapes) == 1 and recipe.kept is not None and len(axes) == len(recipe.shape) and count:
         scale = _divided(1.0, recipe.dtype, count) if mean else 1.0
         kept = _sum_with_kept_gradients(recipe, arrays, tapes, scale)
     if kept is None:
         out = forward(xp, *arrays, axes=axes, keepdims=keepdims)
     else:
         out, grads = kept
-        recipe.kept = (scale, grads)
+        recipe.kept.value = (scale, grads)
         if keepdims:
             out = xp.reshape(out, (1,) * len(recipe.shape))
     if mean:  # as reduce_mean's forward: the sum, then one division
@@ -388,11 +388,11 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool, mean: bool = False):
     return Tensor._wrap(xp.asarray(out))  # NumPy's sum gives a scalar for axis=None
 
 
-def _sum_shortcut(prim, tensors, params, xp):
+def _sum_shortcut(prim, tensors, params, xp, kept):
     return pattern_sum(tensors[0], params["axes"], params["keepdims"])
 
 
-def _mean_shortcut(prim, tensors, params, xp):
+def _mean_shortcut(prim, tensors, params, xp, kept):
     if tensors[0].dtype.kind not in "fc":  # an integer mean: a sum, then a division
         return None
     return pattern_sum(tensors[0], params["axes"], params["keepdims"], mean=True)
@@ -412,7 +412,6 @@ def route(xp_name: str) -> None:
         _PATTERN_FORWARDS.setdefault((name, xp_name), _generic_pattern(name))
         if xp_name != "cupy":  # CuPy's come with its kernels (gputape.cuda.overrides)
             _UNIT_FORWARDS.setdefault((name, xp_name), _UNIT_GENERIC[name])
-    unitseed.ROUTES.add(xp_name)
 
 
 def unroute(xp_name: str) -> None:
@@ -423,7 +422,6 @@ def unroute(xp_name: str) -> None:
         if xp_name != "cupy":
             _PATTERN_FORWARDS.pop((name, xp_name), None)
             _UNIT_FORWARDS.pop((name, xp_name), None)
-    unitseed.ROUTES.discard(xp_name)
 
 
 route("cupy")

@@ -26,12 +26,12 @@ class _Recipe:
 
     __slots__ = ("prim", "inputs", "params", "xp", "shape", "dtype", "device", "kept")
 
-    def __init__(self, prim, inputs, params, xp, shape, dtype, device) -> None:
+    def __init__(self, prim, inputs, params, xp, shape, dtype, device, kept=None) -> None:
         self.prim, self.inputs, self.params, self.xp = prim, inputs, params, xp
         self.shape, self.dtype, self.device = shape, dtype, device
-        # (a cotangent value, the inputs' gradients for a cotangent holding it everywhere):
-        # what gputape.cuda.fused.pattern_sum kept for the backward pass, else None.
-        self.kept = None
+        # The Kept of the entry that recorded this result: gputape.cuda.fused.pattern_sum puts
+        # (a cotangent value, the inputs' gradients for a cotangent holding it) there.
+        self.kept = kept
 
     def run(self):
         forward = self.prim.implementation(self.xp.__name__)
@@ -78,10 +78,11 @@ class PendingTensor(Tensor):
         return _SLOT.__get__(self, Tensor).device
 
 
-def defer(prim, inputs, params: dict, xp, shape: tuple, dtype, device) -> PendingTensor:
-    """A pending result of ``prim`` on the tensors ``inputs``."""
+def defer(prim, inputs, params: dict, xp, shape: tuple, dtype, device,
+          kept=None) -> PendingTensor:
+    """A pending result of ``prim`` on the tensors ``inputs`` (``kept``: its entry's Kept)."""
     tensor = object.__new__(PendingTensor)
-    _SLOT.__set__(tensor, _Recipe(prim, tuple(inputs), params, xp, shape, dtype, device))
+    _SLOT.__set__(tensor, _Recipe(prim, tuple(inputs), params, xp, shape, dtype, device, kept))
     tensor._uid = next(_ids)
     return tensor
 
@@ -94,7 +95,7 @@ def pending_inputs(tensor) -> "_Recipe | None":
     return recipe if type(recipe) is _Recipe else None
 
 
-def defer_while_recorded(prim, tensors, params: dict, xp) -> "PendingTensor | None":
+def defer_while_recorded(prim, tensors, params: dict, xp, kept) -> "PendingTensor | None":
     """A pending result of ``prim`` when a tape follows one of its inputs (the tape keeps the
     inputs alive anyway, so waiting costs no memory) and they are floats of one dtype; else
     None. Registered under the primitives a pattern sum can fuse (``gputape.cuda.fused``)."""
@@ -105,4 +106,4 @@ def defer_while_recorded(prim, tensors, params: dict, xp) -> "PendingTensor | No
     if dtype.kind != "f" or any(t._data.dtype != dtype for t in tensors):
         return None
     shape = np.broadcast_shapes(*(t._data.shape for t in tensors))
-    return defer(prim, tensors, params, xp, shape, dtype, device_of(tensors[0]._data))
+    return defer(prim, tensors, params, xp, shape, dtype, device_of(tensors[0]._data), kept)

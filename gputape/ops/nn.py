@@ -9,8 +9,7 @@ import numpy as np
 
 from ..core.dispatch import apply
 from ..core.errors import DTypeError
-from ..core.registry import Saved, defvjp, implement, primitive, reusable
-from ..core.state import recording
+from ..core.registry import defvjp, implement, primitive
 from ..core.tensor import Tensor
 from ..host import rows
 from ._axes import as_tensor, normalize_axis
@@ -94,16 +93,16 @@ def log_softmax(logits, axis=-1):
     return apply(LOG_SOFTMAX, x, axis=_negative_axis("log_softmax", x, axis))
 
 
-def _xent_forward(xp, labels, logits, axis, saved=None, peak=_peak, row_sum=_row_sum):
+def _xent_forward(xp, labels, logits, axis, kept=None, peak=_peak, row_sum=_row_sum):
     shifted = logits - peak(xp, logits, axis)
     e = xp.exp(shifted)
     total = row_sum(xp, e, axis)
-    if saved is not None:
+    if kept is not None:
         # The gradient with respect to the logits, per unit of loss: softmax times the labels'
         # total (1 for distributions, which need not be assumed) minus the labels.
         if labels.shape != logits.shape:
             labels = xp.broadcast_to(labels, np.broadcast_shapes(labels.shape, logits.shape))
-        saved.value = e / total * row_sum(xp, labels, axis) - labels
+        kept.value = e / total * row_sum(xp, labels, axis) - labels
     return xp.squeeze(row_sum(xp, labels * (xp.log(total) - shifted), axis), axis=axis)
 
 
@@ -113,13 +112,13 @@ def _per_class(g, axis):
     return reshape(g, g.shape[:at] + (1,) + g.shape[at:])
 
 
-def _xent_vjp_labels(g, ans, labels, logits, axis, saved=None):
+def _xent_vjp_labels(g, ans, labels, logits, axis, kept=None):
     return -log_softmax(logits, axis) * _per_class(g, axis)
 
 
-def _xent_vjp_logits(g, ans, labels, logits, axis, saved=None):
-    if reusable(saved):
-        return _per_class(g, axis) * saved.value
+def _xent_vjp_logits(g, ans, labels, logits, axis, kept=None):
+    if kept is not None and kept.value is not None:  # (None while a tape records the walk)
+        return _per_class(g, axis) * kept.value
     shape = np.broadcast_shapes(labels.shape, logits.shape)
     mass = reduce_sum(broadcast_to(labels, shape), axis, keepdims=True)
     return _per_class(g, axis) * (softmax(logits, axis) * mass - labels)
@@ -128,7 +127,7 @@ def _xent_vjp_logits(g, ans, labels, logits, axis, saved=None):
 # One primitive, as TensorFlow's op: its first-order gradient reuses softmax - labels from the
 # forward (bench/NOTES.md, section 16).
 SOFTMAX_XENT = defvjp(primitive("softmax_cross_entropy_with_logits", _xent_forward,
-                                ("labels", "logits"), float_only=True),
+                                ("labels", "logits"), float_only=True, keeps=True),
                       _xent_vjp_labels, _xent_vjp_logits)
 implement(SOFTMAX_XENT, "numpy", _on_host(_xent_forward))
 
@@ -151,5 +150,4 @@ def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
             f"one-hot encode class indices, as gt.cast(gt.equal(gt.expand_dims(indices, -1), "
             f"gt.range(classes)), {x.dtype})"
         )
-    return apply(SOFTMAX_XENT, labels, x, axis=_negative_axis(op, x, axis),
-                 saved=Saved() if recording.tapes else None)
+    return apply(SOFTMAX_XENT, labels, x, axis=_negative_axis(op, x, axis))
