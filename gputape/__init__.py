@@ -53,7 +53,7 @@ from .core.errors import (
     TapeValueError,
 )
 from .core.tensor import Tensor, Variable, constant, convert_to_tensor
-from .cuda import overrides as _cuda_overrides
+from .cuda import table as _cuda_table
 from .host import pool as hostpool
 from .host import threads as hostthreads
 from .ops import *  # noqa: F403 - the op library is the public surface
@@ -66,7 +66,7 @@ from .training.optimizers import clip_by_global_norm
 __version__ = "0.1.0"
 
 # The CUDA backend registers its kernels and fused rules under the ops (it imports no CuPy).
-_cuda_overrides.install()
+_cuda_table.route("cupy")
 
 
 def __getattr__(name: str):

@@ -16,7 +16,7 @@ import pytest
 
 import gputape as gt
 from gputape.core.device import why_no_gpu
-from gputape.cuda import fused
+from gputape.cuda import table
 
 FUSED_CPU = "cpu-fused"
 NO_GPU_REASON = f"no CUDA device ({why_no_gpu()}); the CPU variant of this test ran"
@@ -42,12 +42,12 @@ def _device_params() -> list:
 def device(request):
     """The name of one device, with new tensors placed on it for the test's duration."""
     if request.param == FUSED_CPU:
-        fused.route("numpy")
+        table.route("numpy")
         try:
             with gt.device("cpu"):
                 yield "cpu"
         finally:
-            fused.unroute("numpy")
+            table.unroute("numpy")
         return
     with gt.device(request.param):
         yield request.param
@@ -56,12 +56,12 @@ def device(request):
 @pytest.fixture
 def numpy_route():
     """The GPU's fused route switched on for NumPy, with tensors made on the CPU."""
-    fused.route("numpy")
+    table.route("numpy")
     try:
         with gt.device("cpu"):
             yield
     finally:
-        fused.unroute("numpy")
+        table.unroute("numpy")
 
 
 @pytest.fixture

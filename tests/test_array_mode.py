@@ -177,12 +177,12 @@ def test_a_source_reached_many_times_gets_the_tensor_modes_bits(size, rng):
 def test_the_tape_knows_when_rules_need_tensors(monkeypatch):
     # Results that stay pending on the host (a fused route for NumPy) need tensor rules.
     from gputape.autodiff import backward
-    from gputape.cuda import fused
+    from gputape.cuda import table
 
     x = gt.constant([0.5, 1.0])
     for routed in (False, True):
         if routed:
-            fused.route("numpy")
+            table.route("numpy")
         try:
             with gt.GradientTape(persistent=True) as tape:
                 tape.watch(x)
@@ -191,7 +191,7 @@ def test_the_tape_knows_when_rules_need_tensors(monkeypatch):
             assert tape._host_rules is backward._all_host_rules(tape._entries)
         finally:
             if routed:
-                fused.unroute("numpy")
+                table.unroute("numpy")
         seen = _spy_on_sin_rule(monkeypatch)
         grad = tape.gradient(y, x)
         assert seen == [(True, "ndarray")] if not routed else [(False, "Tensor")]

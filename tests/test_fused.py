@@ -104,21 +104,21 @@ def pattern_forwards_fixture(device) -> list:
     """The name of each pattern forward run (reduce_sum of a pending result, read straight from
     its inputs) for the duration of the test, on every namespace routed at its start."""
     calls: list = []
-    real = dict(fused._PATTERN_FORWARDS)
+    real = dict(fused.PATTERN_SUMS)
 
-    def counting(name, forward):
+    def counting(name, pattern):
         def spy(*args, **kwargs):
             calls.append(name)
-            return forward(*args, **kwargs)
+            return pattern.forward(*args, **kwargs)
 
-        return spy
+        return fused.PatternSum(spy, pattern.one_pass, pattern.fits)
 
-    spies = {key: counting(key[0], forward) for key, forward in real.items()}
-    fused._PATTERN_FORWARDS.update(spies)
+    spies = {key: counting(key[0], pattern) for key, pattern in real.items()}
+    fused.PATTERN_SUMS.update(spies)
     yield calls
     for key, spy in spies.items():
-        if fused._PATTERN_FORWARDS.get(key) is spy:  # not dropped by the route's end meanwhile
-            fused._PATTERN_FORWARDS[key] = real[key]
+        if fused.PATTERN_SUMS.get(key) is spy:  # not dropped by the route's end meanwhile
+            fused.PATTERN_SUMS[key] = real[key]
 
 
 AXES = [None, 0, 1, -1, (0, 2), (1, 2), (0, 1, 2)]

@@ -9,13 +9,15 @@ import pytest
 from helpers import NO_GPU
 
 from gputape.core.device import cupy_or_none
-from gputape.cuda import launch, loader
+from gputape.cuda import kernels, launch, loader
 from gputape.ops.reduction import _sum_to_forward
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(cupy_or_none() is None, reason=NO_GPU),
 ]
+
+MUL, SQUARE = kernels.ONE_PASS["sum_grad_mul"], kernels.ONE_PASS["sum_grad_square"]
 
 
 def _np_masked_log(x):
@@ -62,8 +64,7 @@ def test_kernel_matches_numpy(kernel, problem, dtype):
     full, shape = problem
     rng = np.random.default_rng(0)
     host = _operands(cupy, full, count, dtype, rng)
-    outs = launch.map_reduce(module, kernel, [cupy.asarray(a) for a in host], shape,
-                             outputs=2 if kernel == "mul_pair" else 1)
+    outs = launch.map_reduce(kernels.MAP_REDUCE[kernel], [cupy.asarray(a) for a in host], shape)
     assert outs is not None, "the launcher fell back to the generic path"
     _assert_sums_of_map(cupy, outs, np_map, host, shape, dtype)
 
@@ -75,7 +76,7 @@ def test_kernel_reads_strided_views(view):
     x = {"columns": base[:, ::2], "transposed": base.T[:65].T, "reversed": base[::-1, :65]}[view]
     y = cupy.asarray(np.random.default_rng(2).standard_normal(65))
     for shape in [(), (65,), (64, 1), (64, 65)]:
-        (got,) = launch.map_reduce("multiply_grad", "mul", [x, y], shape)
+        (got,) = launch.map_reduce(kernels.MAP_REDUCE["mul"], [x, y], shape)
         want = launch.kept_shape(x.shape, shape, 0)
         expected = cupy.sum(x * y, axis=tuple(i for i, n in enumerate(want) if n == 1 and
                                               x.shape[i] != 1), keepdims=True).reshape(shape)
@@ -86,15 +87,15 @@ def test_same_inputs_give_the_same_bits():
     """Split reductions are finished in a fixed order: no atomics, so results repeat."""
     cupy = cupy_or_none()
     x = cupy.asarray(np.random.default_rng(3).standard_normal(2**22).astype(np.float32))
-    first = launch.map_reduce("sum", "sum", [x], ())[0]
+    first = launch.map_reduce(kernels.MAP_REDUCE["sum"], [x], ())[0]
     for _ in range(3):
-        assert launch.map_reduce("sum", "sum", [x], ())[0].item() == first.item()
+        assert launch.map_reduce(kernels.MAP_REDUCE["sum"], [x], ())[0].item() == first.item()
 
 
 def test_unsupported_dtypes_fall_back():
     cupy = cupy_or_none()
     x = cupy.ones(10, dtype=cupy.float16)
-    assert launch.map_reduce("sum", "sum", [x], ()) is None
+    assert launch.map_reduce(kernels.MAP_REDUCE["sum"], [x], ()) is None
 
 
 def test_modules_are_built_once_per_device(monkeypatch):
@@ -113,12 +114,12 @@ def test_modules_are_built_once_per_device(monkeypatch):
     monkeypatch.setattr(cupy, "RawModule", counting)
     x = cupy.ones(100, dtype=cupy.float32)
     device_id = x.device.id
-    assert launch.map_reduce("sum", "sum", [x], ())[0].item() == 100.0
+    assert launch.map_reduce(kernels.MAP_REDUCE["sum"], [x], ())[0].item() == 100.0
     first = dict(loader._functions)
     assert built == [loader.source("sum.cu")]
     assert list(loader._modules) == [("sum", device_id)]
     assert first and all(key[0] == "sum" and key[2] == device_id for key in first)
-    assert launch.map_reduce("sum", "sum", [x], ())[0].item() == 100.0
+    assert launch.map_reduce(kernels.MAP_REDUCE["sum"], [x], ())[0].item() == 100.0
     assert len(built) == 1 and loader._functions.keys() == first.keys()
     assert all(loader._functions[key] is kernel for key, kernel in first.items())
 
@@ -158,8 +159,7 @@ def test_grid_stride_loops_reach_every_output(monkeypatch, kernel, launch_shape,
         full, shape = (rows, 300), (rows, 1)
     host = _operands(cupy, full, count, dtype, np.random.default_rng(7))
     launches = _launches(monkeypatch)
-    outs = launch.map_reduce(module, kernel, [cupy.asarray(a) for a in host], shape,
-                             outputs=2 if kernel == "mul_pair" else 1)
+    outs = launch.map_reduce(kernels.MAP_REDUCE[kernel], [cupy.asarray(a) for a in host], shape)
     (name, grid, block, args), = [c for c in launches if "finish" not in c[0]]
     assert f"_{launch_shape}_" in name and grid == (cap,)
     k1 = int(args[12])
@@ -174,7 +174,7 @@ def test_a_pair_of_outputs_is_one_buffer():
     """The pair of multiply gradients comes back stacked as the kernel wrote it: no copy."""
     cupy = cupy_or_none()
     g, x, y = (cupy.asarray(np.random.default_rng(i).standard_normal((33, 7))) for i in range(3))
-    out = launch.map_reduce("multiply_grad", "mul_pair", [g, x, y], (33, 7), outputs=2)
+    out = launch.map_reduce(kernels.MAP_REDUCE["mul_pair"], [g, x, y], (33, 7))
     assert out.shape == (2, 33, 7) and out.flags.c_contiguous
     cupy.testing.assert_allclose(out[0], g * y, rtol=1e-14)
     cupy.testing.assert_allclose(out[1], g * x, rtol=1e-14)
@@ -206,7 +206,7 @@ def test_sum_with_grads_matches_numpy(kernel, shape, dtype, scale):
         other = rng.standard_normal(shape).astype(dtype)
     operand = None if kernel == "sum_grad_square" else cupy.asarray(other)
     total, grads, second = launch.sum_with_grads(
-        kernel, cupy.asarray(x), operand, (True, kernel == "sum_grad_mul"),
+        kernels.ONE_PASS[kernel], cupy.asarray(x), operand, (True, kernel == "sum_grad_mul"),
         second_sum=kernel == "sum_grad_pow_p", scale=scale)
     want_total, want0, want1, want_second = SUM_GRADS[kernel](x.astype(np.float64), other,
                                                              scale)
@@ -229,14 +229,14 @@ def test_sum_with_grads_repeats_bits_and_declines_what_it_cannot_read():
     cupy = cupy_or_none()
     x = cupy.asarray(np.random.default_rng(5).standard_normal(2**22).astype(np.float32))
     y = cupy.asarray(np.random.default_rng(6).standard_normal(2**22).astype(np.float32))
-    first = launch.sum_with_grads("sum_grad_mul", x, y, (True, True))[0].item()
+    first = launch.sum_with_grads(MUL, x, y, (True, True))[0].item()
     for _ in range(3):
-        assert launch.sum_with_grads("sum_grad_mul", x, y, (True, True))[0].item() == first
-    assert launch.sum_with_grads("sum_grad_mul", x[::2], y[::2], (True, True)) is None
-    assert launch.sum_with_grads("sum_grad_mul", x, y.astype(cupy.float64), (True, True)) is None
-    assert launch.sum_with_grads("sum_grad_mul", x, y[:10], (True, True)) is None
+        assert launch.sum_with_grads(MUL, x, y, (True, True))[0].item() == first
+    assert launch.sum_with_grads(MUL, x[::2], y[::2], (True, True)) is None
+    assert launch.sum_with_grads(MUL, x, y.astype(cupy.float64), (True, True)) is None
+    assert launch.sum_with_grads(MUL, x, y[:10], (True, True)) is None
     half = x.astype(cupy.float16)
-    assert launch.sum_with_grads("sum_grad_square", half, None, (True, False)) is None
+    assert launch.sum_with_grads(SQUARE, half, None, (True, False)) is None
 
 
 def _assert_sums_of_map(cupy, outs, np_map, host, shape, dtype):

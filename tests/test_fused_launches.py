@@ -345,20 +345,42 @@ def test_pattern_sums_over_axes_equal_generic(gpu_stand_in, monkeypatch, rng, ax
         np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-13)
 
 
-def test_every_override_is_registered_for_cupy():
-    """What :func:`gputape.cuda.overrides.install` registers, by name (the tests above check
-    that the registered overrides are the ones that run)."""
+def test_every_row_of_the_table_is_registered_for_cupy():
+    """What :func:`gputape.cuda.table.route` registers for ``"cupy"``, by name (the tests
+    above check that the registered kernels are the ones that run); unroute removes exactly
+    that, and routing again restores it."""
     from gputape.core.registry import REGISTRY
-    from gputape.cuda import fused, overrides
+    from gputape.cuda import fused, table
+
+    def registered():
+        return {name: (REGISTRY[name].implementations.get("cupy"),
+                       REGISTRY[name].joint_rules_for.get("cupy"),
+                       REGISTRY[name].shortcuts.get("cupy"))
+                for name in ("sum_to", "reduce_sum", "reduce_mean", "mul_grad", "square_grad",
+                             "pow_grad_x", "pow_grad_p", "mul_grad_pair", "multiply", "square",
+                             "pow")}
 
     for name in ("sum_to", "reduce_sum", "mul_grad", "square_grad", "pow_grad_x", "pow_grad_p",
                  "mul_grad_pair"):
-        assert REGISTRY[name].implementations["cupy"].__module__ == overrides.__name__, name
+        assert REGISTRY[name].implementations["cupy"].__module__ == table.__name__, name
     for name in ("multiply", "square", "pow"):
-        assert fused._PATTERN_FORWARDS[(name, "cupy")].__module__ == overrides.__name__
-        unit = {"multiply": overrides._unit_multiply, "square": overrides._unit_square,
-                "pow": overrides._unit_pow}[name]
-        assert fused._UNIT_FORWARDS[(name, "cupy")] is unit
+        pattern = fused.PATTERN_SUMS[(name, "cupy")]
+        assert pattern.forward.__module__ == table.__name__
+        unit = {"multiply": table._one_pass_multiply, "square": table._one_pass_square,
+                "pow": table._one_pass_pow}[name]
+        assert pattern.one_pass is unit
+    before = registered()
+    host_sum_to = REGISTRY["sum_to"].implementations["numpy"]
+    table.unroute("cupy")
+    try:
+        assert all(value == (None, None, None) for value in registered().values())
+        assert not any(key[1] == "cupy" for key in fused.PATTERN_SUMS)
+        assert REGISTRY["sum_to"].implementations["numpy"] is host_sum_to  # the host's stays
+    finally:
+        table.route("cupy")
+    after = registered()
+    assert {k: [f is not None for f in v] for k, v in after.items()} == {
+        k: [f is not None for f in v] for k, v in before.items()}
 
 
 def test_the_stand_in_indexes_as_cupy_does():

@@ -80,17 +80,17 @@ def test_bad_shapes_still_explained(device):
 
 
 def test_fused_route_still_defers_on_the_host():
-    from gputape.cuda import fused
+    from gputape.cuda import table
 
     x, y = gt.constant([1.0, 2.0], device="cpu"), gt.constant([3.0, 4.0], device="cpu")
-    fused.route("numpy")
+    table.route("numpy")
     try:
         with gt.GradientTape() as tape:
             tape.watch(x)
             product = x * y
         assert pending.pending_inputs(product) is not None
     finally:
-        fused.unroute("numpy")
+        table.unroute("numpy")
     with gt.GradientTape() as tape:
         tape.watch(x)
         product = x * y

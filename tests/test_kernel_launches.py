@@ -25,13 +25,15 @@ import numpy as np
 import pytest
 from nvrtc_build import build, unavailable
 
-from gputape.cuda import launch, loader
+from gputape.cuda import kernels, launch, loader
 from gputape.ops.reduction import _sum_to_forward
 
 CPP = shutil.which("cpp")
 pytestmark = pytest.mark.skipif(CPP is None, reason="no C preprocessor (cpp) on the PATH")
 
 _SIGNATURE = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(([^)]*)\)')
+
+MUL, SQUARE = kernels.ONE_PASS["sum_grad_mul"], kernels.ONE_PASS["sum_grad_square"]
 
 
 @functools.cache
@@ -259,8 +261,7 @@ def test_map_reduce_launches_match_numpy(fake_gpu, kernel, problem, dtype):
     full, shape = problem
     host = _operands(np.random.default_rng(0), full, COUNTS[kernel], dtype)
     outputs = 2 if kernel == "mul_pair" else 1
-    got = launch.map_reduce(MODULES[kernel], kernel, [_on_device(a) for a in host], shape,
-                            outputs=outputs)
+    got = launch.map_reduce(kernels.MAP_REDUCE[kernel], [_on_device(a) for a in host], shape)
     assert got is not None and got.shape == (outputs, *shape) and got.dtype == dtype
     padded = [np.broadcast_to(a, full) for a in host] + [np.zeros(full, dtype)] * 2
     with np.errstate(all="ignore"):
@@ -281,9 +282,7 @@ def test_grids_are_capped_so_the_kernels_loop(fake_gpu, kernel, problem):
     (inner) than the work items, so the kernels' grid-stride loops take a second turn."""
     full, shape = problem
     host = _operands(np.random.default_rng(10), full, COUNTS[kernel], np.float64)
-    outputs = 2 if kernel == "mul_pair" else 1
-    got = launch.map_reduce(MODULES[kernel], kernel, [_on_device(a) for a in host], shape,
-                            outputs=outputs)
+    got = launch.map_reduce(kernels.MAP_REDUCE[kernel], [_on_device(a) for a in host], shape)
     (name, grid, block, args), = [c for c in _Kernel.launches if "finish" not in c[0]]
     k1 = int(args[12])
     if name.endswith("_inner_f64"):
@@ -304,7 +303,7 @@ def test_strided_and_reversed_operands_are_read_in_place(fake_gpu):
     y = np.random.default_rng(2).standard_normal(65)
     for view in (base[:, ::2], base.T[:65].T, base[::-1, :65]):
         for shape in [(), (65,), (64, 1), (64, 65)]:
-            got = launch.map_reduce("multiply_grad", "mul", [_on_device(view), _on_device(y)],
+            got = launch.map_reduce(kernels.MAP_REDUCE["mul"], [_on_device(view), _on_device(y)],
                                     shape)[0]
             np.testing.assert_allclose(got, _sum_to_forward(np, view * y, shape, 0), rtol=1e-12)
 
@@ -321,7 +320,8 @@ def test_one_pass_launches_match_numpy(fake_gpu, kernel, size, dtype, scale):
     writes = (True, kernel == "sum_grad_mul")
     second = kernel == "sum_grad_pow_p"
     total, grads, second_total = launch.sum_with_grads(
-        kernel, _on_device(x), None if kernel == "sum_grad_square" else _on_device(other),
+        kernels.ONE_PASS[kernel], _on_device(x),
+        None if kernel == "sum_grad_square" else _on_device(other),
         writes, second_sum=second, scale=scale)
     value, second_value, w0, w1 = ONE_PASS_MAPS[kernel](
         x, x if kernel == "sum_grad_square" else other, dtype(scale))
@@ -343,10 +343,10 @@ def test_one_pass_launches_match_numpy(fake_gpu, kernel, size, dtype, scale):
 
 def test_one_pass_declines_layouts_it_does_not_read(fake_gpu):
     x = _on_device(np.ones(10, np.float32))
-    assert launch.sum_with_grads("sum_grad_mul", x[::2], x[::2], (True, True)) is None
-    assert launch.sum_with_grads("sum_grad_mul", x, x[:5], (True, True)) is None
-    assert launch.sum_with_grads("sum_grad_mul", x, x.astype(np.float64), (True, True)) is None
-    assert launch.sum_with_grads("sum_grad_square", x.astype(np.float16), None,
+    assert launch.sum_with_grads(MUL, x[::2], x[::2], (True, True)) is None
+    assert launch.sum_with_grads(MUL, x, x[:5], (True, True)) is None
+    assert launch.sum_with_grads(MUL, x, x.astype(np.float64), (True, True)) is None
+    assert launch.sum_with_grads(SQUARE, x.astype(np.float16), None,
                                  (True, False)) is None
     assert fake_gpu == []
 
@@ -363,18 +363,18 @@ def test_signatures_are_read_from_every_module():
 @pytest.mark.parametrize("wants", [(True, True), (True, False), (False, True)], ids=str)
 def test_one_pass_overrides_give_the_fused_routes_shapes(fake_gpu, wants):
     """The CuPy forwards registered for gputape.cuda.fused.pattern_sum: (sum, [gradients])."""
-    from gputape.cuda import overrides
+    from gputape.cuda import table
 
     rng = np.random.default_rng(8)
     x, y = rng.uniform(0.5, 2.0, (3, 5)), rng.standard_normal((3, 5))
     p = np.asarray(1.5)
-    total, grads = overrides._unit_multiply(None, _on_device(x), _on_device(y), list(wants), 1.0)
+    total, grads = table._one_pass_multiply(None, _on_device(x), _on_device(y), list(wants), 1.0)
     np.testing.assert_allclose(total, np.sum(x * y), rtol=1e-12)
     for grad, want, wanted in zip(grads, (y, x), wants):
         assert (grad is None) != wanted
         if wanted:
             np.testing.assert_array_equal(grad, want)
-    total, grads = overrides._unit_pow(None, _on_device(x), _on_device(p), list(wants), 0.25)
+    total, grads = table._one_pass_pow(None, _on_device(x), _on_device(p), list(wants), 0.25)
     np.testing.assert_allclose(total, np.sum(x ** 1.5), rtol=1e-12)
     assert len(grads) == 2 and (grads[0] is None) != wants[0] and (grads[1] is None) != wants[1]
     if wants[0]:
@@ -382,11 +382,11 @@ def test_one_pass_overrides_give_the_fused_routes_shapes(fake_gpu, wants):
     if wants[1]:
         assert grads[1].shape == ()
         np.testing.assert_allclose(grads[1], 0.25 * np.sum(x ** 1.5 * np.log(x)), rtol=1e-12)
-    total, grads = overrides._unit_square(None, _on_device(x), [True], 1.0)
+    total, grads = table._one_pass_square(None, _on_device(x), [True], 1.0)
     np.testing.assert_allclose(total, np.sum(x * x), rtol=1e-12)
     assert len(grads) == 1
     np.testing.assert_array_equal(grads[0], 2 * x)
-    assert overrides._unit_multiply(None, _on_device(x)[:, ::2], _on_device(y)[:, ::2],
+    assert table._one_pass_multiply(None, _on_device(x)[:, ::2], _on_device(y)[:, ::2],
                                     list(wants), 1.0) is None
 
 

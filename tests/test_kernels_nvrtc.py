@@ -17,7 +17,7 @@ import re
 import pytest
 from nvrtc_build import ARCHS, MODULES, CompileError, build, kernel_ptx, require_or_skip
 
-from gputape.cuda import loader, overrides
+from gputape.cuda import loader, table
 
 
 @pytest.fixture(autouse=True)
@@ -44,14 +44,14 @@ def test_module_compiles_without_warnings(module, arch):
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("module", MODULES)
 def test_every_launchable_entry_point_is_there(module, arch):
-    wanted = overrides.entry_points().get(module, set())
+    wanted = table.entry_points().get(module, set())
     assert wanted, f"kernels/{module}.cu: no override launches it"
     missing = wanted - set(build(module, arch).entries)
     assert not missing, f"kernels/{module}.cu for sm_{arch} lacks {sorted(missing)}"
 
 
 def test_every_module_the_overrides_launch_exists():
-    assert set(overrides.entry_points()) == set(MODULES)
+    assert set(table.entry_points()) == set(MODULES)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -6,17 +6,17 @@ NumPy, and on CuPy with ``GPUTAPE_FUSED=0`` or where a kernel does not apply); t
 of ``kernels/`` override it for ``"cupy"``. Each has its own gradient rules, so an outer tape
 differentiates through a fused gradient exactly as through the generic one.
 
-``route(xp_name)`` switches the fused path on for one array namespace: gradient rules of
-``multiply``, ``square`` and ``pow`` that call the fused primitives, pending (deferred) results
-for those three, and ``reduce_sum`` of a pending result computed from its inputs. It is on for
-``"cupy"``; the tests also turn it on for ``"numpy"`` to check every rule without a GPU.
+The joint rules of ``multiply``, ``square`` and ``pow`` here call the fused primitives;
+``reduce_sum`` of a pending result of those three is computed from its inputs
+(:func:`pattern_sum`). :mod:`gputape.cuda.table` registers them for ``"cupy"`` (the tests also
+for ``"numpy"``, to check every rule without a GPU).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..core import registry
+from ..core import registry  # (fused_enabled)
 from ..core.dispatch import apply
 from ..core.registry import defvjp, primitive
 from ..core.state import recording
@@ -169,7 +169,7 @@ MUL_GRAD_PAIR = defvjp(primitive("mul_grad_pair", _pair_map, ("g", "x", "y")),
 # -- the fused gradient rules of multiply, square and pow ------------------------------------
 
 
-def _reduce_sum_rule(g, ans, inputs, params, needed, kept):
+def reduce_sum_rule(g, ans, inputs, params, needed, kept):
     from ..ops.reduction import _sum_vjp
 
     spread = _sum_vjp(g, ans, inputs[0], **params)
@@ -179,7 +179,7 @@ def _reduce_sum_rule(g, ans, inputs, params, needed, kept):
     return [spread]
 
 
-def _reduce_mean_rule(g, ans, inputs, params, needed, kept):
+def reduce_mean_rule(g, ans, inputs, params, needed, kept):
     from ..ops.reduction import _count, _mean_vjp
 
     x = inputs[0]
@@ -219,7 +219,7 @@ def _kept_gradients(g, ans, needed: list, kept) -> "list | None":
     return [Tensor._wrap(grad) if need else None for need, grad in zip(needed, grads)]
 
 
-def _multiply_rule(g, ans, inputs, params, needed, kept):
+def multiply_rule(g, ans, inputs, params, needed, kept):
     handed = _kept_gradients(g, ans, needed, kept)
     if handed is not None:
         return handed
@@ -233,7 +233,7 @@ def _multiply_rule(g, ans, inputs, params, needed, kept):
             apply(MUL_GRAD, g, x, **_target(g, ans, y)) if needed[1] else None]
 
 
-def _square_rule_fused(g, ans, inputs, params, needed, kept):
+def square_rule(g, ans, inputs, params, needed, kept):
     handed = _kept_gradients(g, ans, needed, kept)
     if handed is not None:
         return handed
@@ -241,7 +241,7 @@ def _square_rule_fused(g, ans, inputs, params, needed, kept):
     return [apply(SQUARE_GRAD, g, x, **_target(g, ans, x))]
 
 
-def _pow_rule(g, ans, inputs, params, needed, kept):
+def pow_rule(g, ans, inputs, params, needed, kept):
     handed = _kept_gradients(g, ans, needed, kept)
     if handed is not None:
         return handed
@@ -259,66 +259,56 @@ def _pow_rule(g, ans, inputs, params, needed, kept):
 
 
 # -- reduce_sum of a pending elementwise result, straight from its inputs ---------------------
-
-_PATTERN_MAPS = {
-    "multiply": lambda xp, x, y: xp.multiply(x, y),
-    "square": lambda xp, x: xp.multiply(x, x),
-    "pow": lambda xp, x, p: xp.power(x, p),
-}
-_PATTERN_FORWARDS: dict = {}  # (primitive name, namespace) -> forward(xp, *arrays, axes, keepdims)
-
-
-def _generic_pattern(name):
-    def forward(xp, *arrays, axes, keepdims):
-        return xp.sum(_PATTERN_MAPS[name](xp, *arrays), axis=axes, keepdims=keepdims)
-
-    return forward
-
-
-def register_pattern_sum(name: str, xp_name: str, forward, unit_forward=None) -> None:
-    """Make ``forward(xp, *arrays, axes, keepdims)`` compute ``reduce_sum`` of a pending
-    ``name`` result on arrays of ``xp_name``; ``unit_forward(xp, *arrays, wants, scale)``, if
-    given, computes a full sum together with the inputs' gradients for a cotangent of ``scale``
-    (see :func:`pattern_sum`), or returns None where it does not apply."""
-    _PATTERN_FORWARDS[(name, xp_name)] = forward
-    if unit_forward is not None:
-        _UNIT_FORWARDS[(name, xp_name)] = unit_forward
-
-
-# -- a full sum with its inputs' gradients for a known cotangent, in one pass -----------------
 #
 # What the backward pass of reduce_sum(x * y) writes when the sum's cotangent holds c (1 for the
 # seed gradient() gives a scalar target, 1/count under a mean): d/dx = c y and d/dy = c x.
 # Likewise c (2 x) for square(x), and for x ** p, (c p) x**(p-1) and the sum of (c x**p) log x
-# (masked where x <= 0): the fused gradient maps above with g = c, so the same bits. (These run
-# on NumPy, for the tests; CuPy's are the kernels.)
+# (masked where x <= 0): the fused gradient maps above with g = c, so the same bits. The generic
+# forms below run on NumPy (for the tests); CuPy's are kernels (gputape.cuda.table).
 
 
-def _unit_multiply(xp, x, y, wants, scale):
+def sum_of_product(xp, x, y, axes, keepdims):
+    return xp.sum(xp.multiply(x, y), axis=axes, keepdims=keepdims)
+
+
+def sum_of_square(xp, x, axes, keepdims):
+    return xp.sum(xp.multiply(x, x), axis=axes, keepdims=keepdims)
+
+
+def sum_of_power(xp, x, p, axes, keepdims):
+    return xp.sum(xp.power(x, p), axis=axes, keepdims=keepdims)
+
+
+def one_pass_multiply(xp, x, y, wants, scale):
     c = x.dtype.type(scale)
     return xp.sum(xp.multiply(x, y)), [_mul_map(xp, c, y) if wants[0] else None,
                                        _mul_map(xp, c, x) if wants[1] else None]
 
 
-def _unit_square(xp, x, wants, scale):
+def one_pass_square(xp, x, wants, scale):
     return xp.sum(xp.multiply(x, x)), [_square_map(xp, x.dtype.type(scale), x)]
 
 
-def _unit_pow(xp, x, p, wants, scale):
+def one_pass_pow(xp, x, p, wants, scale):
     c = x.dtype.type(scale)
     gx = _pow_x_map(xp, c, x, p) if wants[0] else None
     gp = xp.sum(_pow_p_map(xp, c, x, p)) if wants[1] else None
     return xp.sum(xp.power(x, p)), [gx, gp]
 
 
-_UNIT_FORWARDS: dict = {}  # (name, namespace) -> unit_forward(xp, *arrays, wants, scale)
-_UNIT_GENERIC = {"multiply": _unit_multiply, "square": _unit_square, "pow": _unit_pow}
-# The operand shapes the one-pass gradients cover: no broadcasting between x and y; a 0-d p.
-_UNIT_FITS = {
-    "multiply": lambda x, y: x.shape == y.shape,
-    "square": lambda x: True,
-    "pow": lambda x, p: p.ndim == 0,
-}
+class PatternSum:
+    """How ``reduce_sum`` of one op's pending result is computed on one array namespace:
+    ``forward(xp, *arrays, axes, keepdims)``; and, over every axis, ``one_pass(xp, *arrays,
+    wants, scale)`` giving the sum with the inputs' gradients for a cotangent of ``scale`` (or
+    None where it does not apply), for operands ``fits(*arrays)`` accepts."""
+
+    __slots__ = ("forward", "one_pass", "fits")
+
+    def __init__(self, forward, one_pass, fits) -> None:
+        self.forward, self.one_pass, self.fits = forward, one_pass, fits
+
+
+PATTERN_SUMS: "dict[tuple, PatternSum]" = {}  # (primitive name, namespace): gputape.cuda.table
 
 
 def _followed(tensor, tapes: list) -> bool:
@@ -330,15 +320,14 @@ def _sum_with_kept_gradients(recipe, arrays: list, tapes: list, scale: float):
     """``(sum, gradients)`` of a pending result summed over every axis, with the gradients
     (None where no tape follows the input) for a cotangent of ``scale``; None where that does
     not apply."""
-    name = recipe.prim.name
-    forward = _UNIT_FORWARDS.get((name, recipe.xp.__name__))
-    if forward is None or not _UNIT_FITS[name](*arrays):
+    pattern = PATTERN_SUMS.get((recipe.prim.name, recipe.xp.__name__))
+    if pattern is None or not pattern.fits(*arrays):
         return None
     wants = [_followed(t, tapes) for t in recipe.inputs]
     if not any(wants):
         return None
     xp = recipe.xp
-    done = forward(xp, *arrays, wants=wants, scale=scale)
+    done = pattern.one_pass(xp, *arrays, wants=wants, scale=scale)
     if done is None:
         return None
     total, grads = done  # NumPy gives scalars for 0-d results
@@ -364,8 +353,8 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool, mean: bool = False):
     if recipe is None or not registry.fused_enabled():
         return None
     xp = recipe.xp
-    forward = _PATTERN_FORWARDS.get((recipe.prim.name, xp.__name__))
-    if forward is None:
+    pattern = PATTERN_SUMS.get((recipe.prim.name, xp.__name__))
+    if pattern is None:
         return None
     arrays = [t._data for t in recipe.inputs]
     tapes = recording.tapes
@@ -377,7 +366,7 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool, mean: bool = False):
         scale = _divided(1.0, recipe.dtype, count) if mean else 1.0
         kept = _sum_with_kept_gradients(recipe, arrays, tapes, scale)
     if kept is None:
-        out = forward(xp, *arrays, axes=axes, keepdims=keepdims)
+        out = pattern.forward(xp, *arrays, axes=axes, keepdims=keepdims)
     else:
         out, grads = kept
         recipe.kept.value = (scale, grads)
@@ -388,40 +377,11 @@ def pattern_sum(tensor, axes: tuple, keepdims: bool, mean: bool = False):
     return Tensor._wrap(xp.asarray(out))  # NumPy's sum gives a scalar for axis=None
 
 
-def _sum_shortcut(prim, tensors, params, xp, kept):
+def sum_shortcut(prim, tensors, params, xp, kept):
     return pattern_sum(tensors[0], params["axes"], params["keepdims"])
 
 
-def _mean_shortcut(prim, tensors, params, xp, kept):
+def mean_shortcut(prim, tensors, params, xp, kept):
     if tensors[0].dtype.kind not in "fc":  # an integer mean: a sum, then a division
         return None
     return pattern_sum(tensors[0], params["axes"], params["keepdims"], mean=True)
-
-
-def route(xp_name: str) -> None:
-    """Turn the fused gradient rules, pending results and pattern sums on for ``xp_name``."""
-    registry.register_joint_rule("multiply", xp_name, _multiply_rule, fused=True)
-    registry.register_joint_rule("square", xp_name, _square_rule_fused, fused=True)
-    registry.register_joint_rule("pow", xp_name, _pow_rule, fused=True)
-    registry.register_joint_rule("reduce_sum", xp_name, _reduce_sum_rule, fused=True)
-    registry.register_joint_rule("reduce_mean", xp_name, _reduce_mean_rule, fused=True)
-    registry.register_shortcut("reduce_sum", xp_name, _sum_shortcut, fused=True)
-    registry.register_shortcut("reduce_mean", xp_name, _mean_shortcut, fused=True)
-    for name in _PATTERN_MAPS:
-        registry.register_shortcut(name, xp_name, pending.defer_while_recorded, fused=True)
-        _PATTERN_FORWARDS.setdefault((name, xp_name), _generic_pattern(name))
-        if xp_name != "cupy":  # CuPy's come with its kernels (gputape.cuda.overrides)
-            _UNIT_FORWARDS.setdefault((name, xp_name), _UNIT_GENERIC[name])
-
-
-def unroute(xp_name: str) -> None:
-    """Undo :func:`route` for ``xp_name``."""
-    for name in ("multiply", "square", "pow", "reduce_sum", "reduce_mean"):
-        registry.unregister(name, xp_name, ("joint_rules_for", "shortcuts"))
-    for name in _PATTERN_MAPS:
-        if xp_name != "cupy":
-            _PATTERN_FORWARDS.pop((name, xp_name), None)
-            _UNIT_FORWARDS.pop((name, xp_name), None)
-
-
-route("cupy")

@@ -12,36 +12,12 @@ import math
 import numpy as np
 
 from . import layout, loader
+from .kernels import MapReduce, OnePass, finish_entry
 
-__all__ = ["map_reduce", "kept_shape", "sum_with_grads", "map_reduce_names", "one_pass_names"]
+__all__ = ["map_reduce", "kept_shape", "sum_with_grads"]
 
 _THREADS = 256
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
-
-
-def map_reduce_names(kernel: str) -> list:
-    """The entry points :func:`map_reduce` may launch for ``kernel`` (every launch shape and
-    dtype), the finishing sum of its module included."""
-    return [_reduce_name(kernel, inner, suffix) for inner in (True, False)
-            for suffix in _SUFFIX.values()] + [_finish_name(s) for s in _SUFFIX.values()]
-
-
-def one_pass_names(kernel: str) -> list:
-    """The entry points :func:`sum_with_grads` may launch for ``kernel`` of ``fused_sum``."""
-    return [_one_pass_name(kernel, s) for s in _SUFFIX.values()] + [
-        _finish_name(s) for s in _SUFFIX.values()]
-
-
-def _reduce_name(kernel: str, inner: bool, suffix: str) -> str:
-    return f"gt_{kernel}_{'inner' if inner else 'outer'}_{suffix}"
-
-
-def _one_pass_name(kernel: str, suffix: str) -> str:
-    return f"gt_{kernel}_{suffix}"
-
-
-def _finish_name(suffix: str) -> str:
-    return f"gt_finish_{suffix}"
 
 
 def kept_shape(full: tuple, shape: tuple, batch: int) -> tuple:
@@ -57,14 +33,14 @@ def kept_shape(full: tuple, shape: tuple, batch: int) -> tuple:
     return tuple(kept)
 
 
-def map_reduce(module: str, kernel: str, operands: list, shape: tuple, batch: int = 0,
-               outputs: int = 1):
+def map_reduce(kernel: MapReduce, operands: list, shape: tuple, batch: int = 0):
     """An array of shape ``(outputs,) + full[:batch] + shape``: for each of the kernel's
     ``outputs`` accumulators, the sum over the broadcast of ``operands`` (their broadcast shape
-    is ``full``) of kernel ``kernel``'s element map. The outputs share one buffer, so a pair of
+    is ``full``) of the kernel's element map. The outputs share one buffer, so a pair of
     gradients needs no copy to be stacked."""
     import cupy
 
+    outputs = kernel.outputs
     dtype = operands[0].dtype
     suffix = _SUFFIX.get(dtype)
     if suffix is None or any(op.dtype != dtype for op in operands) or len(operands) > 3:
@@ -82,16 +58,16 @@ def map_reduce(module: str, kernel: str, operands: list, shape: tuple, batch: in
         if plan is None:
             return None
         out = cupy.empty((outputs,) + partial, dtype)
-        _run(module, kernel, suffix, device_id, plan, operands, list(out))
+        _run(kernel, suffix, device_id, plan, operands, list(out))
         if partial != kept:  # the reduced dimensions the kernel kept: a small generic sum
             axes = tuple(1 + i for i, (a, b) in enumerate(zip(partial, kept)) if a != b)
             out = cupy.sum(out, axis=axes, keepdims=True)
         return out.reshape(out_shape)
 
 
-def sum_with_grads(kernel: str, x, other, writes: tuple, second_sum: bool = False,
+def sum_with_grads(kernel: OnePass, x, other, writes: tuple, second_sum: bool = False,
                    scale: float = 1.0):
-    """One pass of kernel ``kernel`` of ``kernels/fused_sum.cu`` over every element of ``x``
+    """One pass of the one-pass ``kernel`` (``kernels/fused_sum.cu``) over every element of ``x``
     (C-contiguous) and ``other`` (of ``x``'s shape and C-contiguous, 0-d, or None):
     ``(sum, [gradient 0, gradient 1], second sum)``, the gradients (for a cotangent holding
     ``scale``) shaped like ``x`` where ``writes[i]`` asks for them (else None), the second sum
@@ -123,12 +99,12 @@ def sum_with_grads(kernel: str, x, other, writes: tuple, second_sum: bool = Fals
         blocks = max(1, min(loader.multiprocessors(device_id) * 8, -(-n // (_THREADS * 8))))
         parts = [cupy.empty(blocks, np.float64) for _ in range(2)]
         null = np.uint64(0)
-        loader.function("fused_sum", _one_pass_name(kernel, suffix), device_id)(
+        loader.function(kernel.module, kernel.entry(suffix), device_id)(
             (blocks,), (_THREADS,),
             (x, other, np.int64(step), dtype.type(scale), np.int64(n), np.int64(blocks),
              *(null if g is None else g for g in grads), *parts),
         )
-        finish = loader.function("fused_sum", _finish_name(suffix), device_id)
+        finish = loader.function(kernel.module, finish_entry(suffix), device_id)
         sums = []
         for part in parts[: 2 if second_sum else 1]:
             total = cupy.empty((), dtype)
@@ -152,7 +128,7 @@ def _plan_with_finish(full: tuple, kept: tuple, strides: list):
         partial[reduced[-1]] = full[reduced[-1]]
 
 
-def _run(module: str, kernel: str, suffix: str, device_id: int, plan, operands, outs) -> None:
+def _run(kernel: MapReduce, suffix: str, device_id: int, plan, operands, outs) -> None:
     import cupy
 
     null = np.uint64(0)
@@ -177,11 +153,11 @@ def _run(module: str, kernel: str, suffix: str, device_id: int, plan, operands, 
     parts = [cupy.empty(splits * M, np.float64) for _ in outs] if splits > 1 else []
     out_args = [outs[0], outs[1] if len(outs) > 1 else null]
     part_args = [parts[0] if parts else null, parts[1] if len(parts) > 1 else null]
-    loader.function(module, _reduce_name(kernel, inner, suffix), device_id)(
+    loader.function(kernel.module, kernel.entry(inner, suffix), device_id)(
         (blocks,), (_THREADS,), (*args, *shape_args, *out_args, *part_args)
     )
     if parts:
-        finish = loader.function(module, _finish_name(suffix), device_id)
+        finish = loader.function(kernel.module, finish_entry(suffix), device_id)
         grid = (max(1, min(-(-M // _THREADS), sms * 64)),)
         for part, out in zip(parts, outs):
             finish(grid, (_THREADS,), (part, np.int64(splits), np.int64(M), out))
