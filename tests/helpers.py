@@ -50,3 +50,11 @@ def count_calls(monkeypatch, owner, name: str) -> list:
     if name == "forward" and getattr(owner, "host_forward", None) is real:
         monkeypatch.setattr(owner, "host_forward", counting)  # a primitive's host copy of it
     return calls
+
+
+# Ufuncs the host pool serves (gputape.host.pool.same_dtype_ufunc): those gputape's ops use, and
+# two no op uses yet (pooled all the same, without a list to keep).
+POOLED_UFUNCS = ("add", "subtract", "multiply", "true_divide", "divide", "negative", "power",
+                 "maximum", "minimum", "sin", "cos", "tan", "tanh", "exp", "expm1", "log",
+                 "log1p", "sqrt", "square", "absolute", "abs", "sign", "reciprocal", "arctan",
+                 "hypot")

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import POOLED_UFUNCS
 
 import gputape as gt
 from gputape.host import pool as hostpool
@@ -122,7 +123,7 @@ _N = 1 << 17  # float32: 512 KB, pooled
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", hostpool._SAME_DTYPE_UFUNCS)
+@pytest.mark.parametrize("name", POOLED_UFUNCS)
 def test_operands_of_one_value_cost_no_pass_and_give_numpys_bits(name, dtype):
     ufunc = getattr(np, name)
     rng = np.random.default_rng(len(name))
@@ -340,3 +341,11 @@ def test_relu_and_softplus_on_large_inputs_match_a_scalar_zero(op):
     else:
         expected = (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(np.float32)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_every_same_dtype_ufunc_is_pooled_without_a_list():
+    """A new op whose forward is a ufunc gets pooled results with no edit to the pool."""
+    assert isinstance(pooled_numpy.arctan, hostpool._PooledUfunc)
+    assert pooled_numpy.arctan is pooled_numpy.arctan  # made once
+    assert pooled_numpy.less is np.less and pooled_numpy.matmul is np.matmul
+    assert pooled_numpy.arctan.ufunc is np.arctan

@@ -9,9 +9,9 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import POOLED_UFUNCS
 
 import gputape as gt
-from gputape.host import pool as hostpool
 from gputape.host import threads as hostthreads
 
 _N = hostthreads.MIN_BYTES // 4 + 77  # float32 elements: just above the threshold, odd
@@ -45,7 +45,7 @@ def _operands(ufunc, shape, dtype, seed):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", hostpool._SAME_DTYPE_UFUNCS)
+@pytest.mark.parametrize("name", POOLED_UFUNCS)
 def test_split_ufuncs_give_the_bits_of_one_call(name, dtype, two_threads, splits):
     ufunc = getattr(np, name)
     args = _operands(ufunc, (_N,), dtype, len(name))

@@ -138,32 +138,18 @@ def _limit_from_environment() -> int:
 
 POOL = HostPool(_limit_from_environment())
 
-# Float ufuncs whose result has the dtype of their float operands (NumPy scalars aside).
-_SAME_DTYPE_UFUNCS = (
-    "add",
-    "subtract",
-    "multiply",
-    "true_divide",
-    "divide",
-    "negative",
-    "power",
-    "maximum",
-    "minimum",
-    "sin",
-    "cos",
-    "tan",
-    "tanh",
-    "exp",
-    "expm1",
-    "log",
-    "log1p",
-    "sqrt",
-    "square",
-    "absolute",
-    "abs",
-    "sign",
-    "reciprocal",
-)
+def same_dtype_ufunc(ufunc) -> bool:
+    """Whether ``ufunc`` gives one result of its float operands' dtype (float32 and float64
+    operands of one dtype: ``add``, ``sin``; not ``less``, ``frexp`` or ``ldexp``), read from
+    its type signatures, so that any such op gets pooled results without being listed.
+
+    >>> import numpy as np
+    >>> [same_dtype_ufunc(f) for f in (np.arctan, np.less, np.frexp, np.matmul)]
+    [True, False, False, False]
+    """
+    if not isinstance(ufunc, np.ufunc) or ufunc.nout != 1 or ufunc.signature is not None:
+        return False  # (a generalized ufunc such as matmul is not elementwise)
+    return all(f"{c * ufunc.nin}->{c}" in ufunc.types for c in "fd")
 
 
 class _PooledUfunc:
@@ -254,11 +240,14 @@ class _PooledNumPy:
     __name__ = "numpy"
 
     def __init__(self, pool: HostPool) -> None:
-        for name in _SAME_DTYPE_UFUNCS:
-            setattr(self, name, _PooledUfunc(getattr(np, name), pool))
+        self._pool = pool
 
-    def __getattr__(self, name):
-        return getattr(np, name)
+    def __getattr__(self, name):  # first use of a name: remembered, pooled if it is a ufunc
+        found = getattr(np, name)
+        if same_dtype_ufunc(found):
+            found = _PooledUfunc(found, self._pool)
+        setattr(self, name, found)
+        return found
 
     def __repr__(self) -> str:
         return "<NumPy with pooled results>"

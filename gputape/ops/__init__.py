@@ -1,97 +1,28 @@
-"""The op library: declarations grouped by family. Importing it registers every primitive."""
+"""The op library: declarations grouped by family. Importing it registers every primitive.
 
-from . import operators
-from .creation import (
-    convert_like,
-    eye,
-    fill,
-    lin_space,
-    linspace,
-    ones,
-    ones_like,
-    range,
-    zeros,
-    zeros_like,
-)
-from .elementwise import (
-    abs,
-    add,
-    cast,
-    clip_by_value,
-    cos,
-    divide,
-    equal,
-    exp,
-    expm1,
-    floor,
-    greater,
-    greater_equal,
-    identity,
-    less,
-    less_equal,
-    log,
-    log1p,
-    logical_and,
-    logical_not,
-    logical_or,
-    maximum,
-    minimum,
-    multiply,
-    negative,
-    not_equal,
-    pow,
-    relu,
-    round,
-    sigmoid,
-    sign,
-    sin,
-    softplus,
-    sqrt,
-    square,
-    stop_gradient,
-    subtract,
-    tan,
-    tanh,
-    where,
-)
-from .indexing import gather, getitem
-from .linalg import matmul
-from .nn import log_softmax, softmax, softmax_cross_entropy_with_logits
-from .reduction import (
-    logsumexp,
-    reduce_logsumexp,
-    reduce_max,
-    reduce_mean,
-    reduce_min,
-    reduce_prod,
-    reduce_sum,
-    sum_to,
-)
-from .shape import (
-    broadcast_to,
-    concat,
-    copy_to_device,
-    expand_dims,
-    matrix_transpose,
-    reshape,
-    split,
-    squeeze,
-    stack,
-    transpose,
-)
-from .tile import tile
+Each family module lists its public ops in ``__all__``; together they are the ops of ``gt.*``,
+so a new op is its declaration and its name there.
+"""
 
-operators.install()
+from . import creation as _creation
+from . import elementwise as _elementwise
+from . import indexing as _indexing
+from . import linalg as _linalg
+from . import nn as _nn
+from . import operators as _operators
+from . import reduction as _reduction
+from . import shape as _shape
+from . import tile as _tile
+from .creation import *  # noqa: F403
+from .elementwise import *  # noqa: F403
+from .indexing import *  # noqa: F403
+from .linalg import *  # noqa: F403
+from .nn import *  # noqa: F403
+from .reduction import *  # noqa: F403
+from .shape import *  # noqa: F403
+from .tile import *  # noqa: F403
 
-__all__ = [
-    "abs", "add", "broadcast_to", "cast", "clip_by_value", "concat", "convert_like",
-    "copy_to_device", "cos", "divide", "equal", "exp", "expand_dims", "expm1", "eye", "fill",
-    "floor", "gather", "getitem", "greater", "greater_equal", "identity", "less", "less_equal",
-    "lin_space", "linspace", "log", "log1p", "log_softmax", "logical_and", "logical_not",
-    "logical_or", "logsumexp", "matmul", "matrix_transpose", "maximum", "minimum", "multiply",
-    "negative", "not_equal", "ones", "ones_like", "pow", "range", "reduce_logsumexp",
-    "reduce_max", "reduce_mean", "reduce_min", "reduce_prod", "reduce_sum", "relu", "reshape",
-    "round", "sigmoid", "sign", "sin", "softmax", "softmax_cross_entropy_with_logits", "softplus",
-    "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract", "sum_to", "tan",
-    "tanh", "tile", "transpose", "where", "zeros", "zeros_like",
-]
+_operators.install()
+
+__all__ = sorted({name for family in (_creation, _elementwise, _indexing, _linalg, _nn,
+                                       _reduction, _shape, _tile) for name in family.__all__})

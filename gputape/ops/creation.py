@@ -10,6 +10,11 @@ from ..core.errors import ArgumentError, ArgumentTypeError
 from ..core.tensor import Tensor, _holds_tensor, _to_array, convert_to_tensor
 from ._axes import as_count, as_number, as_shape
 
+__all__ = [
+    "convert_like", "eye", "fill", "lin_space", "linspace", "ones", "ones_like", "range", "zeros",
+    "zeros_like",
+]
+
 
 def _xp_and_device(device):
     dev = Device(device) if device is not None else default_device()

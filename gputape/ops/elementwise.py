@@ -14,6 +14,14 @@ from ..core.registry import defvjp, implement, primitive, ufunc
 from ..core.tensor import Variable
 from ..host.pool import zeros_operand
 
+__all__ = [
+    "abs", "add", "cast", "clip_by_value", "cos", "divide", "equal", "exp", "expm1", "floor",
+    "greater", "greater_equal", "identity", "less", "less_equal", "log", "log1p", "logical_and",
+    "logical_not", "logical_or", "maximum", "minimum", "multiply", "negative", "not_equal", "pow",
+    "relu", "round", "sigmoid", "sign", "sin", "softplus", "sqrt", "square", "stop_gradient",
+    "subtract", "tan", "tanh", "where",
+]
+
 # -- arithmetic ---------------------------------------------------------------------------
 
 ADD = defvjp(primitive("add", ufunc("add"), ("x", "y")),

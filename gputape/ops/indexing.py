@@ -15,6 +15,10 @@ from ..core.registry import defvjp, primitive
 from ..core.tensor import Tensor
 from ._axes import as_tensor, normalize_axis
 
+__all__ = [
+    "gather", "getitem",
+]
+
 
 def _getitem_vjp(g, ans, x, index):
     return apply(SCATTER, g, index=index, shape=x.shape, out_ndim=ans.ndim)

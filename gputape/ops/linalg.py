@@ -10,6 +10,10 @@ from ..core.registry import defvjp, implement, primitive
 from ..host import rows
 from ._axes import as_tensor
 
+__all__ = [
+    "matmul",
+]
+
 
 def _matmul_forward(xp, a, b, transpose_a=False, transpose_b=False, product=None):
     if transpose_a:

@@ -17,6 +17,10 @@ from .elementwise import exp, relu, sigmoid, softplus  # noqa: F401 - re-exporte
 from .reduction import reduce_sum
 from .shape import broadcast_to, reshape
 
+__all__ = [
+    "log_softmax", "softmax", "softmax_cross_entropy_with_logits",
+]
+
 
 def _peak(xp, x, axis):
     """The maximum of ``x`` along ``axis`` (negative), kept as a dimension of size 1."""

@@ -15,6 +15,11 @@ from ..host import rows
 from ._axes import as_tensor, lead, normalize_axes
 from .shape import broadcast_to, reshape
 
+__all__ = [
+    "logsumexp", "reduce_logsumexp", "reduce_max", "reduce_mean", "reduce_min", "reduce_prod",
+    "reduce_sum", "sum_to",
+]
+
 
 def _kept_shape(shape: tuple, axes: tuple) -> tuple:
     return tuple(1 if i in axes else s for i, s in enumerate(shape))

@@ -16,6 +16,11 @@ from ..host.views import broadcast_view
 from ._axes import as_shape, as_tensor, lead, normalize_axes, normalize_axis
 from .indexing import getitem
 
+__all__ = [
+    "broadcast_to", "concat", "copy_to_device", "expand_dims", "matrix_transpose", "reshape",
+    "split", "squeeze", "stack", "transpose",
+]
+
 RESHAPE = defvjp(primitive("reshape", lambda xp, x, shape: xp.reshape(x, shape), ("tensor",),
                            unify=()),
                  lambda g, ans, x, shape: reshape(g, lead(g, ans) + x.shape))
