@@ -111,6 +111,7 @@ SPECS: "dict[str, Spec]" = {
     "sin": unary(gt.sin),
     "cos": unary(gt.cos),
     "tan": unary(gt.tan, small),
+    "atan": unary(gt.atan),
     "tanh": unary(gt.tanh),
     "sigmoid": unary(gt.sigmoid),
     "softplus": unary(gt.softplus),

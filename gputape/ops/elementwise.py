@@ -15,11 +15,11 @@ from ..core.tensor import Variable
 from ..host.pool import zeros_operand
 
 __all__ = [
-    "abs", "add", "cast", "clip_by_value", "cos", "divide", "equal", "exp", "expm1", "floor",
-    "greater", "greater_equal", "identity", "less", "less_equal", "log", "log1p", "logical_and",
-    "logical_not", "logical_or", "maximum", "minimum", "multiply", "negative", "not_equal", "pow",
-    "relu", "round", "sigmoid", "sign", "sin", "softplus", "sqrt", "square", "stop_gradient",
-    "subtract", "tan", "tanh", "where",
+    "abs", "add", "atan", "cast", "clip_by_value", "cos", "divide", "equal", "exp", "expm1",
+    "floor", "greater", "greater_equal", "identity", "less", "less_equal", "log", "log1p",
+    "logical_and", "logical_not", "logical_or", "maximum", "minimum", "multiply", "negative",
+    "not_equal", "pow", "relu", "round", "sigmoid", "sign", "sin", "softplus", "sqrt", "square",
+    "stop_gradient", "subtract", "tan", "tanh", "where",
 ]
 
 # -- arithmetic ---------------------------------------------------------------------------
@@ -114,6 +114,8 @@ EXPM1 = _float_unary("expm1", ufunc("expm1"), lambda g, ans, x: g * exp(x))
 SIN = _float_unary("sin", ufunc("sin"), lambda g, ans, x: g * cos(x))
 COS = _float_unary("cos", ufunc("cos"), lambda g, ans, x: negative(g * sin(x)))
 TAN = _float_unary("tan", ufunc("tan"), lambda g, ans, x: g / square(cos(x)))
+# g * 1/(1 + x^2), as TF's AtanGrad (a reciprocal, then a product: the same rounding).
+ATAN = _float_unary("atan", ufunc("arctan"), lambda g, ans, x: g * (1 / (1 + square(x))))
 TANH = _float_unary("tanh", ufunc("tanh"), lambda g, ans, x: g * (1 - square(ans)))
 
 
@@ -387,6 +389,16 @@ def tan(x):
     0.0
     """
     return unary(TAN, x)
+
+
+def atan(x):
+    """Elementwise arctangent, in radians (``tf.math.atan``).
+
+    >>> import gputape as gt
+    >>> float(gt.atan(1.0)) * 4
+    3.1415927410125732
+    """
+    return unary(ATAN, x)
 
 
 def tanh(x):
