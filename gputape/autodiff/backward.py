@@ -29,7 +29,6 @@ from ..core.state import INPUTS, OUTPUT, PRIM, recording
 from ..core.tensor import Tensor
 from ..host import threads as hostthreads
 from ..host.pool import MIN_BYTES, pooled_numpy
-from ..host.views import broadcast_view
 
 _ndarray = np.ndarray
 
@@ -131,7 +130,7 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
                 want = inp._data
                 if type(grad) is not _ndarray or grad.dtype is not want.dtype or (
                         grad.shape != (batch_shape + want.shape if batch else want.shape)):
-                    grad = _fit_array(grad, want, batch_shape, entry, index)
+                    grad = fit(_as_array(grad), inp, batch_shape, entry, index)
                 give(inp._uid, grad)
             continue
         if checking:
@@ -140,7 +139,7 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
             if checking:
                 check_gradient(entry, index, grad)
             if arrays:
-                grad = _fit_array(grad, inp._data, batch_shape, entry, index)
+                grad = fit(grad, inp, batch_shape, entry, index)
             elif type(grad) is Tensor and type(inp) is Tensor:
                 # Plain tensors: read the arrays' facts directly (identical dtypes are the
                 # common case; fit() settles any other).
@@ -319,30 +318,11 @@ def _refuse(entry, index: int, have: tuple, want: tuple) -> GradientRuleError:
     )
 
 
-def _fit_array(grad, like, batch_shape: tuple, entry=None, index: int = 0):
-    """:func:`fit` for arrays: ``grad`` summed or broadcast to ``batch_shape + like.shape`` and
-    cast to ``like``'s dtype."""
-    from ..ops.reduction import SUM_TO, _sum_to_axes
-
-    grad = _as_array(grad)
-    want = batch_shape + like.shape
-    if grad.shape != want:
-        if not _summable(grad.shape, batch_shape, like.shape):
-            raise _refuse(entry, index, grad.shape, want)
-        batch = len(batch_shape)
-        if grad.ndim - batch >= like.ndim and _sum_to_axes(grad.shape[batch:], like.shape):
-            grad = SUM_TO.host_forward(np, grad, like.shape, batch)
-        if grad.shape != want:
-            grad = broadcast_view(grad, want)
-    if grad.dtype != like.dtype:
-        grad = grad.astype(like.dtype)
-    return np.asarray(grad)
-
-
 def fit(grad, like, batch_shape: tuple = (), entry=None, index: int = 0):
     """``grad`` summed/broadcast to ``batch_shape + like.shape`` and cast to ``like.dtype``;
     a :class:`GradientRuleError` naming ``entry``'s primitive and input ``index`` where it
-    cannot be (see :func:`_summable`)."""
+    cannot be (see :func:`_summable`). In array mode ``grad`` is an array, and so is the
+    result (the ops return arrays there)."""
     from ..ops import broadcast_to, cast, sum_to
 
     want = tuple(batch_shape) + like.shape

@@ -22,6 +22,7 @@ from ..core.registry import defvjp, primitive
 from ..core.state import recording
 from ..core.tensor import FilledTensor, Tensor, fill_of
 from ..ops._axes import lead
+from ..ops.elementwise import masked_log
 from ..ops.reduction import _sum_to_forward
 from . import pending
 
@@ -78,13 +79,6 @@ def _full(*tensors) -> tuple:
     return tuple(np.broadcast_shapes(*(t.shape for t in tensors)))
 
 
-def _masked_log(x):
-    from ..ops.elementwise import greater, log, where
-
-    positive = greater(x, 0)
-    return where(positive, log(where(positive, x, 1)), 0)
-
-
 def _masked_reciprocal(x):
     from ..ops.elementwise import greater, where
 
@@ -119,7 +113,7 @@ def _pow_x_rule(i, hl, g, x, p):
     if i == 1:
         return hl * g * p * (p - 1) * pow(x, p - 2)
     a = pow(x, p - 1)
-    return hl * g * a + hl * (g * p) * a * _masked_log(x)
+    return hl * g * a + hl * (g * p) * a * masked_log(x)
 
 
 def _pow_p_rule(i, hl, g, x, p):
@@ -127,11 +121,11 @@ def _pow_p_rule(i, hl, g, x, p):
 
     z = pow(x, p)
     if i == 0:
-        return hl * z * _masked_log(x)
+        return hl * z * masked_log(x)
     if i == 1:
         hg = hl * g
-        return hg * p * pow(x, p - 1) * _masked_log(x) + hg * z * _masked_reciprocal(x)
-    return hl * g * z * _masked_log(x) * _masked_log(x)
+        return hg * p * pow(x, p - 1) * masked_log(x) + hg * z * _masked_reciprocal(x)
+    return hl * g * z * masked_log(x) * masked_log(x)
 
 
 def _declare(name, array_map, arg_names, rule):

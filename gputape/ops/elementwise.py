@@ -58,12 +58,16 @@ def _pow_host(xp, x, p):
     return xp.power(x, p)
 
 
-def _pow_grad_p(g, ans, x, p):
-    # d/dp x**p = x**p log x, defined as 0 where x <= 0 (TF); the inner where keeps log finite
-    # so that higher derivatives through this rule stay finite too.
+def masked_log(x):
+    """``log(x)`` where ``x > 0``, else 0: the log in d/dp x**p (TF's). The inner ``where``
+    keeps the log finite, so higher derivatives through it stay finite too."""
     positive = greater(x, 0)
-    log_x = where(positive, log(where(positive, x, 1)), 0)
-    return g * ans * log_x
+    return where(positive, log(where(positive, x, 1)), 0)
+
+
+def _pow_grad_p(g, ans, x, p):
+    # d/dp x**p = x**p log x, defined as 0 where x <= 0 (TF).
+    return g * ans * masked_log(x)
 
 
 POW = defvjp(primitive("pow", lambda xp, x, p: xp.power(x, p), ("x", "y"),
