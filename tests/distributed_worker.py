@@ -1,4 +1,4 @@
-"""One rank of a distributed test scenario (started by tests/test_distributed.py through
+"""One rank of a distributed test scenario (started by tests/training/test_distributed.py through
 ``mpiexec -n 2``). Each rank writes what it saw to ``OUT/rank<r>.json``."""
 
 from __future__ import annotations

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 
 import gputape as gt
@@ -10,6 +17,23 @@ from gputape.core.device import why_no_gpu
 # The skip reason of every test that needs a GPU (the device-parametrized ones add that their
 # CPU variant ran): one wording, with why there is none.
 NO_GPU = f"no CUDA device ({why_no_gpu()})"
+
+# The repository's root (this file is tests/helpers.py).
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(*parts: str, env: "dict | None" = None) -> dict:
+    """Run the code ``parts`` (each dedented) in a fresh interpreter (no $GPUTAPE_DEVICE unless
+    given) and return the JSON object it prints on its last line."""
+    child_env = {k: v for k, v in os.environ.items() if k != "GPUTAPE_DEVICE"}
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    child_env.update(env or {})
+    code = "\n".join(textwrap.dedent(part) for part in parts)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, env=child_env, cwd=str(ROOT), timeout=120)
+    assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def check(t, expected, device, dtype=None, rtol=1e-5, atol=1e-6):

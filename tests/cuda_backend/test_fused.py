@@ -9,46 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import count_calls, host
+from fused_helpers import (
+    EDGE_X,
+    EXPONENTS,
+    VIEWS,
+    assert_same,
+    fused_and_generic,
+    route_on,
+    value_and_grads,
+)
+from helpers import count_calls
 
 import gputape as gt
 from gputape.cuda import fused, pending
-
-TOL = {np.float32: dict(rtol=2e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
-EDGE_X = np.array([0.0, -0.0, -1.5, -0.5, 0.5, 1.0, 2.0, 3.7, np.nan, np.inf, -np.inf])
-EXPONENTS = [0.0, 1.0, 2.0, 3.0, -1.0, 0.5, 2.5]
-
-
-def _both(monkeypatch, fn, *arrays):
-    """``fn(*tensors)`` -> list of tensors, once fused and once with GPUTAPE_FUSED=0."""
-    results = []
-    for flag in ("1", "0"):
-        monkeypatch.setenv("GPUTAPE_FUSED", flag)
-        with np.errstate(all="ignore"):  # the edge points divide by zero on purpose
-            out = fn(*map(gt.constant, arrays))
-            results.append([None if t is None else host(t) for t in out])
-    return results
-
-
-def _assert_same(fused_out, generic_out, dtype):
-    assert len(fused_out) == len(generic_out)
-    for f, g in zip(fused_out, generic_out):
-        assert (f is None) == (g is None)
-        if f is None:
-            continue
-        assert f.shape == g.shape and f.dtype == g.dtype
-        np.testing.assert_allclose(f, g, equal_nan=True, **TOL[dtype])
-
-
-def _grads(target_fn):
-    def run(*tensors):
-        with gt.GradientTape() as tape:
-            tape.watch(list(tensors))
-            y = target_fn(*tensors)
-        return [y, *tape.gradient(y, list(tensors))]
-
-    return run
-
 
 BROADCASTS = [
     ((3, 4), (3, 4)), ((3, 4), (4,)), ((4,), (3, 4)), ((3, 1), (1, 4)), ((2, 3, 4), (3, 1)),
@@ -61,10 +34,11 @@ BROADCASTS = [
 @pytest.mark.parametrize("shapes", BROADCASTS, ids=str)
 def test_multiply_gradients_fused_equal_generic(device, rng, monkeypatch, shapes, dtype):
     arrays = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    both = _both(monkeypatch, _grads(lambda x, y: x * y * 1.5), *arrays)
-    _assert_same(*both, dtype)
-    both = _both(monkeypatch, _grads(lambda x, y: gt.reduce_sum(x * y)), *arrays)
-    _assert_same(*both, dtype)
+    both = fused_and_generic(monkeypatch, value_and_grads(lambda x, y: x * y * 1.5), *arrays)
+    assert_same(*both, dtype)
+    both = fused_and_generic(monkeypatch, value_and_grads(lambda x, y: gt.reduce_sum(x * y)),
+                             *arrays)
+    assert_same(*both, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -72,16 +46,17 @@ def test_multiply_gradients_fused_equal_generic(device, rng, monkeypatch, shapes
 def test_pow_gradients_fused_equal_generic_at_edges(device, monkeypatch, p, dtype):
     x = EDGE_X.astype(dtype)
     for fn in (lambda x, p: gt.pow(x, p) * 2.0, lambda x, p: gt.reduce_sum(gt.pow(x, p))):
-        both = _both(monkeypatch, _grads(fn), x, np.asarray(p, dtype))
-        _assert_same(*both, dtype)
+        both = fused_and_generic(monkeypatch, value_and_grads(fn), x, np.asarray(p, dtype))
+        assert_same(*both, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pow_with_elementwise_exponents_and_broadcast(device, rng, monkeypatch, dtype):
     x = rng.uniform(0.1, 2.0, (4, 1, 5)).astype(dtype)
     p = rng.choice(np.array(EXPONENTS, dtype), (3, 1))
-    both = _both(monkeypatch, _grads(lambda x, p: gt.reduce_sum(gt.pow(x, p), axis=(0, 2))), x, p)
-    _assert_same(*both, dtype)
+    fn = value_and_grads(lambda x, p: gt.reduce_sum(gt.pow(x, p), axis=(0, 2)))
+    both = fused_and_generic(monkeypatch, fn, x, p)
+    assert_same(*both, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -89,36 +64,7 @@ def test_pow_with_elementwise_exponents_and_broadcast(device, rng, monkeypatch, 
 def test_square_gradients_fused_equal_generic(device, rng, monkeypatch, shape, dtype):
     x = rng.standard_normal(shape).astype(dtype)
     for fn in (lambda x: gt.square(x) * 3.0, lambda x: gt.reduce_sum(gt.square(x))):
-        _assert_same(*_both(monkeypatch, _grads(fn), x), dtype)
-
-
-def _route_on() -> bool:
-    """Whether the fused route runs for the current default device's arrays (the GPU, and
-    NumPy in the cpu-fused variant)."""
-    name = "cupy" if gt.default_device().name.startswith("gpu") else "numpy"
-    return fused.registry.REGISTRY["multiply"].joint_rules_for.get(name) is not None
-
-
-@pytest.fixture(name="pattern_forwards")
-def pattern_forwards_fixture(device) -> list:
-    """The name of each pattern forward run (reduce_sum of a pending result, read straight from
-    its inputs) for the duration of the test, on every namespace routed at its start."""
-    calls: list = []
-    real = dict(fused.PATTERN_SUMS)
-
-    def counting(name, pattern):
-        def spy(*args, **kwargs):
-            calls.append(name)
-            return pattern.forward(*args, **kwargs)
-
-        return fused.PatternSum(spy, pattern.one_pass, pattern.fits)
-
-    spies = {key: counting(key[0], pattern) for key, pattern in real.items()}
-    fused.PATTERN_SUMS.update(spies)
-    yield calls
-    for key, spy in spies.items():
-        if fused.PATTERN_SUMS.get(key) is spy:  # not dropped by the route's end meanwhile
-            fused.PATTERN_SUMS[key] = real[key]
+        assert_same(*fused_and_generic(monkeypatch, value_and_grads(fn), x), dtype)
 
 
 AXES = [None, 0, 1, -1, (0, 2), (1, 2), (0, 1, 2)]
@@ -148,17 +94,9 @@ def test_reduction_patterns_fused_equal_generic(device, rng, monkeypatch, patter
             grads = inner.gradient(total, [x, y])
         return [*sums, *grads]
 
-    fused_out, generic_out = _both(monkeypatch, patterns, x, y)
-    _assert_same(fused_out, generic_out, dtype)
-    assert sorted(pattern_forwards) == (["multiply", "pow", "square"] if _route_on() else [])
-
-
-VIEWS = {
-    "columns": lambda b: b[:, ::2],
-    "transposed": lambda b: gt.transpose(gt.reshape(b, (10, 8)))[:, :5],
-    "reversed": lambda b: b[::-1, :5],
-    "broadcast": lambda b: gt.broadcast_to(b[:1, :5], (8, 5)),
-}
+    fused_out, generic_out = fused_and_generic(monkeypatch, patterns, x, y)
+    assert_same(fused_out, generic_out, dtype)
+    assert sorted(pattern_forwards) == (["multiply", "pow", "square"] if route_on() else [])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -169,22 +107,23 @@ def test_non_contiguous_inputs_fused_equal_generic(device, rng, monkeypatch, vie
     and pow kernels (gradients with and without a reduction, and the pattern sums)."""
     def views(base, other):
         x, y = VIEWS[view](base), other[::-1]
-        return _grads(lambda x, y: gt.reduce_sum(x * y) + gt.reduce_sum(x ** p * y)
+        return value_and_grads(lambda x, y: gt.reduce_sum(x * y) + gt.reduce_sum(x ** p * y)
                       + gt.reduce_sum(gt.square(x) * 0.5 + gt.pow(x, p) * 2.0 + x * y * 1.5)
                       + gt.reduce_sum(gt.reduce_sum(gt.square(y), axis=0) * x[0]))(x, y)
 
     base = rng.uniform(0.5, 2.0, (8, 10)) * rng.choice([-1.0, 1.0], (8, 10))  # x ** -1 bounded
     other = rng.standard_normal((8, 5))
-    both = _both(monkeypatch, views, base.astype(dtype), other.astype(dtype))
-    _assert_same(*both, dtype)
+    both = fused_and_generic(monkeypatch, views, base.astype(dtype), other.astype(dtype))
+    assert_same(*both, dtype)
 
 
 def test_large_full_reduction_splits_the_work(device, rng, monkeypatch):
     """Long enough that the kernels split the reduction across many blocks and finish it."""
     x = rng.standard_normal(3 * 2**18 + 7)
     y = rng.standard_normal(3 * 2**18 + 7)
-    _assert_same(*_both(monkeypatch, _grads(lambda x, y: gt.reduce_sum(x * y)), x, y),
-                 np.float64)
+    assert_same(*fused_and_generic(monkeypatch, value_and_grads(lambda x, y: gt.reduce_sum(x * y)),
+                                   x, y),
+                np.float64)
 
 
 def test_second_order_through_fused_rules_keeps_none(device, monkeypatch):
@@ -201,8 +140,8 @@ def test_second_order_through_fused_rules_keeps_none(device, monkeypatch):
 
     x = np.array([0.5, -1.0, 2.0])
     y = np.array([1.5, 2.0, -0.5])
-    fused_out, generic_out = _both(monkeypatch, second, x, y)
-    _assert_same(fused_out, generic_out, np.float64)
+    fused_out, generic_out = fused_and_generic(monkeypatch, second, x, y)
+    assert_same(fused_out, generic_out, np.float64)
     assert generic_out[5] is None  # d(dz/dy)/dy: dz/dy = x does not depend on y
 
 

@@ -342,7 +342,7 @@ def test_a_save_killed_midway_leaves_its_temporary_file_to_the_next_save(tmp_pat
     path = tmp_path / "model.npz"
     gt.save(path, _model("float32"))
     before = path.read_bytes()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "PYTHONPATH": root, "GPUTAPE_DEVICE": "cpu"}
     for _ in range(2):
         child = subprocess.Popen([sys.executable, "-c", _KILLED_SAVE, str(path)], env=env,

@@ -12,7 +12,7 @@ import sys
 import mpi_helpers
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT_S = 60  # the quick run takes a second or two; a hang must not stall the suite
 
 

@@ -20,7 +20,7 @@ import gputape as gt
 from gputape.bench.__main__ import _devices, _progress, main, parse_args
 from gputape.bench.report import compare, format_table
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--sizes", "1e3,2e3", "--repeat", "2", "--devices", "cpu"]
 ROW_FIELDS = {"workload", "size", "device", "framework", "median_s", "spread_s", "repeats",
               "loops", "elements_per_s"}

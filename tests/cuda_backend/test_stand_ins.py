@@ -9,9 +9,9 @@ from __future__ import annotations
 import fake_cupy
 import numpy as np
 import pytest
-from test_fused_launches import _CUPY, _FakeArray
+from array_stand_in import CUPY, FakeArray
 
-pytestmark = pytest.mark.skipif(_CUPY is None, reason="CuPy is not installed (pip install -e "
+pytestmark = pytest.mark.skipif(CUPY is None, reason="CuPy is not installed (pip install -e "
                                 "'.[gpu-check]' brings its Python layer, no GPU needed)")
 
 
@@ -22,7 +22,7 @@ def _flags_of_cupy() -> set:
 
 
 def test_the_stand_ins_are_of_the_installed_cupy_major_version():
-    major = _CUPY.__version__.split(".")[0]
+    major = CUPY.__version__.split(".")[0]
     assert fake_cupy.build().__version__.split(".")[0] == major
 
 
@@ -30,21 +30,21 @@ def test_flags_are_cupys():
     real = _flags_of_cupy()
     assert "writeable" not in real  # what the stand-ins must not offer either
     fake = fake_cupy.build(devices=1)
-    for flags in (fake.on(np.ones(3), 0).flags, _FakeArray(np.ones(3)).flags):
+    for flags in (fake.on(np.ones(3), 0).flags, FakeArray(np.ones(3)).flags):
         offered = {name for name in vars(flags) if not name.startswith("_")}
         assert offered <= real and {"c_contiguous", "f_contiguous"} <= offered, offered
 
 
 def test_dlpack_export_takes_the_keywords_the_stand_in_takes():
-    doc = _CUPY.ndarray.__dlpack__.__doc__ or ""
+    doc = CUPY.ndarray.__dlpack__.__doc__ or ""
     for keyword in ("stream", "max_version", "dl_device", "copy"):
         assert keyword in doc, doc
 
 
 def test_implicit_conversion_to_numpy_is_refused_by_both():
     fake = fake_cupy.build(devices=1)
-    for array in (fake.on(np.ones(3), 0), _FakeArray(np.ones(3))):
+    for array in (fake.on(np.ones(3), 0), FakeArray(np.ones(3))):
         with pytest.raises(TypeError):
             np.asarray(array)
         assert not hasattr(array, "__array_interface__")
-    assert not hasattr(_CUPY.ndarray, "__array_interface__")
+    assert not hasattr(CUPY.ndarray, "__array_interface__")

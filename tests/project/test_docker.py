@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 CHECK_SCRIPT = ROOT / "docker" / "check.sh"
 DIGEST_PIN = r"@sha256:[0-9a-f]{64}"

@@ -19,8 +19,8 @@ import gputape.distributed as dist
 from gputape.training.distributed import _buckets
 from gputape.training.distributed._comm import SingleProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKER = Path(__file__).resolve().parent / "distributed_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = ROOT / "tests" / "distributed_worker.py"
 sys.path.insert(0, str(WORKER.parent))
 import distributed_worker as worker  # noqa: E402 - the same model the ranks train
 import mpi_helpers  # noqa: E402

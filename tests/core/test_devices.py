@@ -8,21 +8,16 @@ tested in fresh subprocesses.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import NO_GPU, host
+from helpers import NO_GPU, host, run_python
 
 import gputape as gt
 from gputape.core.device import nvidia_gpus_listed
 
-ROOT = Path(__file__).resolve().parent.parent
 GPUS = [d.name for d in gt.list_devices() if d.name.startswith("gpu")]
 HAS_GPU = bool(GPUS)
 HAS_GPU_REASON = "a CUDA GPU is present, so the no-GPU behaviour cannot be observed here"
@@ -30,20 +25,6 @@ HAS_GPU_REASON = "a CUDA GPU is present, so the no-GPU behaviour cannot be obser
 
 def requires_gpu(test):
     return pytest.mark.gpu(pytest.mark.skipif(not HAS_GPU, reason=NO_GPU)(test))
-
-
-def run_python(*parts: str, env: "dict | None" = None) -> dict:
-    """Run the code ``parts`` (each dedented) in a fresh interpreter (no $GPUTAPE_DEVICE unless
-    given) and return the JSON object it prints on its last line."""
-    child_env = {k: v for k, v in os.environ.items() if k != "GPUTAPE_DEVICE"}
-    child_env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    child_env.update(env or {})
-    code = "\n".join(textwrap.dedent(part) for part in parts)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                          text=True, env=child_env, cwd=str(ROOT), timeout=120)
-    assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # -- listing and the default device ------------------------------------------------------------

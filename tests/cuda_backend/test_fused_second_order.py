@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fused import _assert_same, _both
+from fused_helpers import assert_same, fused_and_generic
 
 import gputape as gt
 
@@ -73,14 +73,14 @@ def _inputs(rng, name: str, dtype) -> list:
 @pytest.mark.parametrize(("name", "watch"), CASES)
 def test_second_order_fused_equal_generic(device, rng, monkeypatch, name, watch, dtype):
     fn = PATTERNS[name][0]
-    fused_out, generic_out = _both(monkeypatch, _second_order(fn, watch),
-                                   *_inputs(rng, name, dtype))
-    _assert_same(fused_out, generic_out, dtype)  # None where the generic rules give None
+    fused_out, generic_out = fused_and_generic(monkeypatch, _second_order(fn, watch),
+                                               *_inputs(rng, name, dtype))
+    assert_same(fused_out, generic_out, dtype)  # None where the generic rules give None
 
 
 def test_the_cases_include_unconnected_second_derivatives(device, monkeypatch):
     """d(dz/dy)/dy of z = sum(x * y) is None (TF's answer), on both routes."""
     x, y = np.array([0.5, -1.0, 2.0]), np.array([1.5, 2.0, -0.5])
-    for out in _both(monkeypatch, _second_order(PATTERNS["sum x*y"][0], (0, 1)), x, y):
+    for out in fused_and_generic(monkeypatch, _second_order(PATTERNS["sum x*y"][0], (0, 1)), x, y):
         assert out[3] is None and out[6] is None  # d(dz/dx)/dx and d(dz/dy)/dy
         assert out[4] is not None and out[5] is not None

@@ -14,7 +14,7 @@ import time
 import types
 
 import pytest
-from test_devices import run_python
+from helpers import run_python
 
 from gputape.cuda import loader
 

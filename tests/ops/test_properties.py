@@ -6,14 +6,14 @@ from the values at that point: a shift that keeps a kink (relu/abs/sign at 0, ma
 ties, the arg-extreme of reduce_max/min) at least ``MARGIN`` away, a shift into a log's or a
 power's domain, and a rescale that keeps every intermediate value within ``BOUND``. So the drawn
 function is smooth around the point by construction and the tolerances stay those of
-tests/test_gradients.py.
+tests/ops/test_gradients.py.
 
 The elementwise ops are harvested from tests/op_specs.py (each spec built from UNARY_SHAPES or
 BINARY_SHAPES, with its domain and smoothness), so a new elementwise spec is drawn here with no
 edit; reductions, shape ops, indexing, matmul, softmax and a custom gradient are listed below.
 
 The checks run on the CPU, plainly and through the fused gradient rules ("cpu-fused"); the GPU
-is left to the spec table of tests/test_gradients.py, which keeps this file's time bounded.
+is left to the spec table of tests/ops/test_gradients.py, which keeps this file's time bounded.
 """
 
 from __future__ import annotations

@@ -3,22 +3,22 @@ empty sizes, broadcast and non-contiguous operands, float32 and float64.
 
 Every test runs on each device of the ``device`` fixture: on ``gpu:0`` the fused side is the
 CUDA kernels, on ``cpu-fused`` the same route on NumPy, on ``cpu`` both sides are generic. The
-other side always runs with ``GPUTAPE_FUSED=0``; see ``test_fused.py`` for the helpers.
+other side always runs with ``GPUTAPE_FUSED=0``; see ``tests/fused_helpers.py`` for the
+helpers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fused import (  # pattern_forwards_fixture: the fixture pattern_forwards
+from fused_helpers import (
     EDGE_X,
     EXPONENTS,
     VIEWS,
-    _assert_same,
-    _both,
-    _grads,
-    _route_on,
-    pattern_forwards_fixture,  # noqa: F401
+    assert_same,
+    fused_and_generic,
+    route_on,
+    value_and_grads,
 )
 
 import gputape as gt
@@ -27,7 +27,8 @@ DTYPES = [np.float32, np.float64]
 
 
 def _watched(fn, watch: tuple):
-    """Like ``_grads``, with gradients for the inputs ``watch`` only (the others constants)."""
+    """Like ``value_and_grads``, with gradients for the inputs ``watch`` only (the others
+    constants)."""
     def run(*tensors):
         sources = [tensors[i] for i in watch]
         with gt.GradientTape() as tape:
@@ -53,7 +54,7 @@ POW_FORMS = {
 def test_pow_of_empty_inputs_fused_equal_generic(device, monkeypatch, form, shapes, dtype):
     x, p = np.ones(shapes[0], dtype), np.full(shapes[1], 2.5, dtype)
     for watch in [(0, 1), (0,), (1,)]:
-        _assert_same(*_both(monkeypatch, _watched(POW_FORMS[form], watch), x, p), dtype)
+        assert_same(*fused_and_generic(monkeypatch, _watched(POW_FORMS[form], watch), x, p), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -64,7 +65,7 @@ def test_pow_at_edge_x_with_broadcast_exponents(device, monkeypatch, form, dtype
     x = EDGE_X.astype(dtype)
     p = np.array(EXPONENTS, dtype).reshape(-1, 1)
     for watch in [(0, 1), (0,), (1,)]:
-        _assert_same(*_both(monkeypatch, _watched(POW_FORMS[form], watch), x, p), dtype)
+        assert_same(*fused_and_generic(monkeypatch, _watched(POW_FORMS[form], watch), x, p), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -87,8 +88,8 @@ def test_pow_pattern_sum_at_edge_x_under_a_tape(device, monkeypatch, pattern_for
             grads = [inner.gradient(t, [x, p]) for t in (rows, kept, total)]
         return [rows, kept, total, *(g for pair in grads for g in pair)]
 
-    _assert_same(*_both(monkeypatch, sums, x, np.asarray(p, dtype)), dtype)
-    assert pattern_forwards == (["pow"] * 3 if _route_on() else [])
+    assert_same(*fused_and_generic(monkeypatch, sums, x, np.asarray(p, dtype)), dtype)
+    assert pattern_forwards == (["pow"] * 3 if route_on() else [])
 
 
 MULTIPLY_EDGES = {  # x, y: every pair of edge values meets in the broadcast one
@@ -116,7 +117,8 @@ def test_multiply_at_zero_nan_and_inf_fused_equal_generic(device, monkeypatch, c
     if form == "columns" and x.ndim == 1 and y.ndim == 1:
         x = np.stack([x, y])
     for watch in [(0, 1), (0,), (1,)]:
-        _assert_same(*_both(monkeypatch, _watched(MULTIPLY_FORMS[form], watch), x, y), dtype)
+        assert_same(*fused_and_generic(monkeypatch, _watched(MULTIPLY_FORMS[form], watch), x, y),
+                    dtype)
 
 
 SQUARE_FORMS = {
@@ -131,7 +133,7 @@ SQUARE_FORMS = {
 @pytest.mark.parametrize("form", list(SQUARE_FORMS))
 def test_square_at_nan_and_inf_fused_equal_generic(device, monkeypatch, form, dtype):
     x = np.stack([EDGE_X, EDGE_X[::-1]]).astype(dtype)
-    _assert_same(*_both(monkeypatch, _grads(SQUARE_FORMS[form]), x), dtype)
+    assert_same(*fused_and_generic(monkeypatch, value_and_grads(SQUARE_FORMS[form]), x), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -141,4 +143,5 @@ def test_square_of_non_contiguous_inputs_fused_equal_generic(device, rng, monkey
                                                              form, dtype):
     base = rng.standard_normal((8, 10)).astype(dtype)
     fn = SQUARE_FORMS[form]
-    _assert_same(*_both(monkeypatch, lambda b: _grads(fn)(VIEWS[view](b)), base), dtype)
+    assert_same(*fused_and_generic(monkeypatch, lambda b: value_and_grads(fn)(VIEWS[view](b)),
+                                   base), dtype)

@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("hatchling", reason="hatchling (the build backend) is not installed")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KERNEL_FILES = sorted(
     path.name for pattern in ("*.cu", "*.cuh") for path in (REPO / "kernels").glob(pattern)
 )
@@ -220,7 +220,7 @@ def test_the_layer_contracts_are_kept():
     lint = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
     if not Path(lint).exists():
         pytest.skip("import-linter is not installed (the test extra brings it)")
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run([lint, "--no-cache"], cwd=root, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
