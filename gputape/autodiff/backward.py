@@ -26,7 +26,7 @@ from ..core.device import namespace_of
 from ..core.errors import GradientRuleError
 from ..core.numerics import check_gradient
 from ..core.state import INPUTS, OUTPUT, PRIM, recording
-from ..core.tensor import Tensor
+from ..core.tensor import FilledTensor, Tensor
 from ..host import threads as hostthreads
 from ..host.pool import MIN_BYTES, pooled_numpy
 
@@ -89,10 +89,13 @@ def _all_host_rules(needed: list) -> bool:
 def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: int,
           arrays: bool, checking: bool) -> dict:
     """The loop. In array mode, entries with small cotangents and one plain rule per input
-    (most) call their rules inline on arrays; every other entry goes through :func:`_rules`,
-    with tensors."""
+    (most) call their rules inline on arrays; every other entry runs its rules with tensors
+    (:func:`_cotangents`)."""
     sums = _Sums(arrays, in_place=not recording.tapes)
     give, take = sums.give, sums.take
+    # The accumulator's common cases are inlined below (an id's first cotangent; reading one
+    # with nothing kept aside): they run for every entry.
+    cotangents, later = sums.first, sums.later
     batch_shape = ()
     for target, seed in seeds:
         batch_shape = seed.shape[:batch]
@@ -102,7 +105,10 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
         entry = pop()
         prim, inputs, params, output, _, _ = entry
         uid = output._uid
-        g = take(uid, uid in sources)
+        if uid in sources or uid in later:
+            g = take(uid, uid in sources)
+        else:
+            g = cotangents.pop(uid, None)
         if g is None:
             continue
         if arrays and prim.plain_rules and g.nbytes < MIN_BYTES:
@@ -131,11 +137,16 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
                 if type(grad) is not _ndarray or grad.dtype is not want.dtype or (
                         grad.shape != (batch_shape + want.shape if batch else want.shape)):
                     grad = fit(_as_array(grad), inp, batch_shape, entry, index)
-                give(inp._uid, grad)
+                in_uid = inp._uid
+                if in_uid in cotangents:
+                    give(in_uid, grad)
+                else:
+                    cotangents[in_uid] = grad
             continue
         if checking:
             recording.backward_of = entry  # named by errors from ops the rules run
-        for index, inp, grad in _rules(entry, g, feeds, arrays):
+        for index, inp, grad in (_array_rules(entry, g, feeds) if arrays
+                                 else _cotangents(entry, g, feeds)):
             if checking:
                 check_gradient(entry, index, grad)
             if arrays:
@@ -148,7 +159,11 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
                     grad = fit(grad, inp, batch_shape, entry, index)
             elif grad.dtype != inp.dtype or grad.shape != batch_shape + inp.shape:
                 grad = fit(grad, inp, batch_shape, entry, index)  # (a pending one stays so)
-            give(inp._uid, grad)
+            in_uid = inp._uid
+            if in_uid in cotangents:
+                give(in_uid, grad)
+            else:
+                cotangents[in_uid] = grad
     return sums.totals(sources)
 
 
@@ -228,12 +243,9 @@ def _total(first, more: list):
     return np.asarray(np.add.reduce(np.asarray(more), axis=0))
 
 
-def _rules(entry: tuple, g, feeds: set, arrays: bool) -> list:
-    """``(index, input, cotangent)`` for each input of tape ``entry`` a source feeds and its
-    rule connects, from the rules run with tensors (in array mode: ``g`` wrapped, array mode
-    paused for the ops they call, and the results unwrapped)."""
-    if not arrays:
-        return list(_cotangents(entry, g, feeds))
+def _array_rules(entry: tuple, g, feeds: set) -> list:
+    """:func:`_cotangents` in array mode, for entries whose rules need tensors: ``g`` wrapped,
+    array mode paused for the ops they call, and the results unwrapped."""
     recording.arrays = False
     try:
         found = list(_cotangents(entry, Tensor._wrap(g), feeds))
@@ -249,6 +261,11 @@ def _cotangents(entry: tuple, g, feeds: set):
     if kept is not None and recording.tapes:
         kept = None  # a constant to the tape that records this walk: the rules recompute it
     together = _together(entry, g, feeds, kept) if prim.joint_rules else None
+    filled = None
+    if together is None and type(g) is FilledTensor:
+        # Only joint rules use the known value, and the ops take plain tensors faster; a rule
+        # that passes the cotangent on unchanged passes the knowledge on too (below).
+        filled, g = g, g.plain()
     rules = prim.vjps
     for index, inp in enumerate(inputs):
         if inp._uid not in feeds:
@@ -267,7 +284,7 @@ def _cotangents(entry: tuple, g, feeds: set):
         else:
             continue
         if grad is not None:
-            yield index, inp, grad
+            yield index, inp, (filled if filled is not None and grad is g else grad)
 
 
 def _together(entry: tuple, g, feeds: set, kept) -> "list | None":

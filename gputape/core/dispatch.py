@@ -15,7 +15,7 @@ import numpy as np
 from ..host.pool import MIN_BYTES as _POOL_MIN
 from ..host.pool import pooled_numpy
 from . import dtypes
-from .device import default_device, move, namespace_of
+from .device import default_device, device_of, move, namespace_of
 from .errors import (
     ArgumentError,
     DeviceMismatchError,
@@ -296,7 +296,8 @@ def _operands(prim: Primitive, args: tuple) -> list:
             if isinstance(value, Variable):
                 note_variable_read(value)
                 value = tensors[i] = _read(value)
-            dev = value.device  # (a pending tensor knows it without computing)
+            # (a pending tensor knows its device without computing)
+            dev = device_of(value._data) if type(value) is Tensor else value.device
             if device is None:
                 device, device_arg = dev, i
             elif dev != device:
