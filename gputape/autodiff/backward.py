@@ -138,10 +138,12 @@ def _walk(needed: list, seeds: "list[tuple]", sources: set, feeds: set, batch: i
                         grad.shape != (batch_shape + want.shape if batch else want.shape)):
                     grad = fit(_as_array(grad), inp, batch_shape, entry, index)
                 in_uid = inp._uid
-                if in_uid in cotangents:
-                    give(in_uid, grad)
-                else:
+                if in_uid not in cotangents:
                     cotangents[in_uid] = grad
+                elif grad.nbytes < MIN_BYTES:
+                    later[in_uid].append(grad)  # (as give() does, inline)
+                else:
+                    give(in_uid, grad)
             continue
         if checking:
             recording.backward_of = entry  # named by errors from ops the rules run
@@ -202,9 +204,7 @@ class _Sums:
             if uid in self.owned:
                 _add_into(first, grad)
                 return
-            from ..ops import add
-
-            total = add(first, grad)
+            total = _ops().add(first, grad)
             data = total._data
         self.first[uid] = total
         if self.in_place and _writable(data):
@@ -352,6 +352,19 @@ def fit(grad, like, batch_shape: tuple = (), entry=None, index: int = 0):
     if grad.dtype != like.dtype:
         grad = cast(grad, like.dtype)
     return grad
+
+
+def _ops():
+    """The op library (imported on first use: it imports this module's package)."""
+    global _OPS
+    if _OPS is None:
+        from .. import ops
+
+        _OPS = ops
+    return _OPS
+
+
+_OPS = None
 
 
 def _writable(data) -> bool:

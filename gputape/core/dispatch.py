@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from ..host.pool import MIN_BYTES as _POOL_MIN
@@ -171,6 +173,7 @@ _ndarray = np.ndarray
 _new = object.__new__
 _next_uid = _ids.__next__
 _SCALARS: dict = {}  # (Python number, dtype) -> 0-d host Tensor; tensors are immutable
+_NO_PARAMS = types.MappingProxyType({})  # the params of an entry without parameters
 
 
 def _host_operands(prim: Primitive, args: tuple) -> "tuple | None":
@@ -265,6 +268,36 @@ def note_blocked(tapes: list, prim: Primitive, tensors, result: Tensor) -> None:
     result) when it comes from a tensor a tape follows, so that ``explain`` can name it."""
     for tape in tapes:
         _follow_shadow(tape, prim, tensors, result, True)
+
+
+def record_one(tapes: list, prim: Primitive, x: Tensor, result: Tensor) -> None:
+    """:func:`record` for one operand and no parameters, unrolled: the fast paths run it for
+    every small host op (of a primitive whose rules may run on host arrays, while
+    check_numerics is off: what they handle)."""
+    entry = None
+    for tape in tapes:
+        watched = tape._watched
+        if x._uid in watched:
+            if entry is None:
+                entry = (prim, (x,), _NO_PARAMS, result, None, None)
+            tape._entries.append(entry)
+            watched.add(result._uid)
+        elif tape._shadow:
+            _follow_shadow(tape, prim, (x,), result, False)
+
+
+def record_two(tapes: list, prim: Primitive, x: Tensor, y: Tensor, result: Tensor) -> None:
+    """:func:`record` for two operands and no parameters, unrolled."""
+    entry = None
+    for tape in tapes:
+        watched = tape._watched
+        if x._uid in watched or y._uid in watched:
+            if entry is None:
+                entry = (prim, (x, y), _NO_PARAMS, result, None, None)
+            tape._entries.append(entry)
+            watched.add(result._uid)
+        elif tape._shadow:
+            _follow_shadow(tape, prim, (x, y), result, False)
 
 
 def _follow_shadow(tape, prim: Primitive, tensors, result: Tensor, blocking: bool) -> None:

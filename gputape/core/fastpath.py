@@ -21,8 +21,6 @@ array([3., 6.], dtype=float32)
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 
 from ..host.pool import MIN_BYTES
@@ -36,10 +34,11 @@ __all__ = ["unary", "binary"]
 _ndarray = np.ndarray
 _new = object.__new__
 _next_uid = _ids.__next__
-_NO_PARAMS = types.MappingProxyType({})  # the params of every entry recorded here
 _apply = dispatch.apply
 _host_scalar = dispatch._host_scalar
-_record = dispatch.record  # the tape state is written there only
+# Tape entries are written in gputape.core.dispatch only (record, unrolled for one and two
+# operands).
+_record_one, _record_two = dispatch.record_one, dispatch.record_two
 _note_blocked = dispatch.note_blocked
 
 
@@ -61,7 +60,7 @@ def unary(prim: Primitive, x):
                 tapes = recording.tapes
                 if tapes:
                     if prim.differentiable and out.dtype.kind in "fc":
-                        _record(tapes, prim, (x,), _NO_PARAMS, result)
+                        _record_one(tapes, prim, x, result)
                     else:
                         _note_blocked(tapes, prim, (x,), result)
                 return result
@@ -115,7 +114,7 @@ def binary(prim: Primitive, x, y):
             tapes = recording.tapes
             if tapes:
                 if prim.differentiable and out.dtype.kind in "fc":
-                    _record(tapes, prim, (x, y), _NO_PARAMS, result)
+                    _record_two(tapes, prim, x, y, result)
                 else:
                     _note_blocked(tapes, prim, (x, y), result)
             return result
