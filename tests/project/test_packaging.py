@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -86,6 +87,7 @@ def test_sdist_carries_kernels_and_builds_a_wheel_with_them(sdist, tmp_path):
 
 PROBE = """\
 import json
+import re
 import gputape as gt
 from gputape.cuda import loader
 x = gt.constant([1.0, 2.0, 3.0], device="cpu")
@@ -225,3 +227,17 @@ def test_the_layer_contracts_are_kept():
                           timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "0 broken" in done.stdout
+
+
+def test_make_bench_installs_only_what_the_runner_needs():
+    """``make bench`` on a fresh machine installs the bench extra (plus CuPy for the driver's
+    CUDA where an NVIDIA driver answers), not the test, dist or gpu-check tools."""
+    makefile = (REPO / "Makefile").read_text()
+    bench_rule = makefile.split("\nbench:", 1)[1].split("\n\n", 1)[0]
+    assert "$(BENCH_STAMP)" in bench_rule.splitlines()[0], bench_rule
+    stamp_rule = makefile.split("\n$(BENCH_STAMP):", 1)[1].split("\n\n", 1)[0]
+    installs = [line for line in stamp_rule.splitlines() if "pip install" in line and "-e" in line]
+    extras = {extra for line in installs for extra in
+              re.findall(r"-e ['\"]\.\[([^\]]*)\]", line)}
+    assert extras == {"bench", "bench,cuda$$major"}, installs
+    assert "nvidia-smi" in stamp_rule
