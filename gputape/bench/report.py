@@ -17,7 +17,7 @@ def _seconds(value: float) -> str:
 
 
 _COLUMNS = [("workload", "<18"), ("size", ">11"), ("", "2"), ("device", "<7"),
-            ("framework", "<11"), ("median", ">11"), ("spread", ">10"), ("elem/s", ">11"),
+            ("framework", "<11"), ("median", ">11"), ("spread", ">10"), ("throughput", ">18"),
             ("GB/s", ">8"), ("", "2"), ("GPU/CPU", ">12"), ("", "2"), ("peer/gputape", ">12")]
 NO_GPU = "no GPU found"
 _SIZED = frozenset(w.name for w in WORKLOADS if w.sized)
@@ -46,9 +46,7 @@ def format_table(report: dict) -> str:
         mine = ours.get((r["workload"], r["size"], r["device"]))
         if framework != "gputape" and mine:
             ratio = f"{r['median_s'] / mine:.2f}"
-        # elements per second only where the size is the element count (not for a training
-        # step or a Hessian, whose "size" names the problem)
-        rate = f"{r['elements_per_s']:.3g}" if r["workload"] in _SIZED else "-"
+        rate = _throughput(r)
         cells = [r["workload"], f"{r['size']:,}", "", r["device"], framework,
                  _seconds(r["median_s"]), _seconds(r["spread_s"]), rate,
                  f"{r['gb_per_s']:.2f}" if "gb_per_s" in r else "", "", speedup, "", ratio]
@@ -61,6 +59,14 @@ def format_table(report: dict) -> str:
         notes.append("GPU/CPU: " + (f"{NO_GPU} (CuPy is not installed or sees no CUDA device)"
                                     if no_gpu else "not run (the GPU was left out: --devices)"))
     return "\n".join(lines + notes + ceiling_lines(report.get("meta", {})))
+
+
+def _throughput(row: dict) -> str:
+    """Elements per second where the size is the element count; calls per second for a
+    training step, a Hessian, a jacobian, whose "size" names the problem."""
+    if row["workload"] in _SIZED:
+        return f"{row['elements_per_s']:.3g} elem/s"
+    return f"{1 / row['median_s']:.3g} calls/s"
 
 
 def _line(columns, cells) -> str:
@@ -144,7 +150,9 @@ def compare(report: dict, baseline: dict, threshold: float = REGRESSION) -> "tup
 def plot(report: dict, path: str) -> None:
     """PNG, one column per sized workload: time against size on log-log axes, a line per device
     (and peer, dashed); below, for workloads whose bytes are defined, GB/s against size with each
-    device's copy ceiling as a dotted horizontal line of the device's colour.
+    device's copy ceiling as a dotted horizontal line of the device's colour. The unsized
+    workloads (a training step, a Hessian, ...) share a last column: time per call as bars, one
+    per device and peer. Legends name each device (the CPU's or GPU's model).
 
     Example: ``plot(json.load(open("bench/results/latest.json")), "latest.png")``.
     """
@@ -155,17 +163,23 @@ def plot(report: dict, path: str) -> None:
 
     rows = report["results"]
     meta = report.get("meta", {})
-    sized = sorted({r["workload"] for r in rows
-                    if len({x["size"] for x in rows if x["workload"] == r["workload"]}) > 1})
-    if not sized:
-        sized = sorted({r["workload"] for r in rows})
+    sized = sorted({r["workload"] for r in rows if r["workload"] in _SIZED})
+    unsized = sorted({r["workload"] for r in rows if r["workload"] not in _SIZED})
     with_bytes = any("gb_per_s" in r for r in rows if r["workload"] in sized)
-    fig, axes = plt.subplots(2 if with_bytes else 1, len(sized),
-                             figsize=(max(4.2 * len(sized), 6), 7.4 if with_bytes else 4),
+    columns = max(1, len(sized) + (1 if unsized else 0))
+    fig, axes = plt.subplots(2 if with_bytes else 1, columns,
+                             figsize=(max(4.2 * columns, 6), 7.4 if with_bytes else 4),
                              squeeze=False)
     lines = sorted({(r["device"], r.get("framework", "gputape")) for r in rows})
     colours = {line: f"C{i}" for i, line in enumerate(lines)}
     ceilings = meta.get("copy_ceiling") or {}
+    devices = meta.get("devices") or {}
+
+    def label_of(device: str, framework: str) -> str:
+        name = devices.get(device)
+        where = f"{device}: {name[:28]}" if name else device
+        return where if framework == "gputape" else f"{framework} ({where})"
+
     for col, name in enumerate(sized):
         for (device, framework), colour in colours.items():
             mine = sorted((r["size"], r["median_s"], r.get("gb_per_s")) for r in rows
@@ -173,8 +187,7 @@ def plot(report: dict, path: str) -> None:
                           and r.get("framework", "gputape") == framework)
             if not mine:
                 continue
-            label = device if framework == "gputape" else f"{framework} ({device})"
-            style = {"marker": "o", "color": colour, "label": label,
+            style = {"marker": "o", "color": colour, "label": label_of(device, framework),
                      "linestyle": "-" if framework == "gputape" else "--"}
             axes[0][col].plot([p[0] for p in mine], [p[1] for p in mine], **style)
             if with_bytes and mine[0][2] is not None:
@@ -194,7 +207,10 @@ def plot(report: dict, path: str) -> None:
             ax.set_xlabel("elements")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize="small")
-    devices = meta.get("devices") or {}
+    if unsized:
+        _bars(axes[0][-1], rows, unsized, colours, label_of)
+        if with_bytes:
+            axes[1][-1].axis("off")
     names = [f"{d}: {n}" for d, n in devices.items()]
     if not any(d.startswith("gpu") for d in devices):
         names.append(f"GPU: {meta.get('gpu', NO_GPU)}")
@@ -209,3 +225,25 @@ def plot(report: dict, path: str) -> None:
     # a palette of 128 colours: a third of the bytes, the same picture
     drawn.seek(0)
     Image.open(drawn).convert("RGB").quantize(colors=128).save(path, format="PNG", optimize=True)
+
+
+def _bars(ax, rows: list, names: list, colours: dict, label_of) -> None:
+    """Time per call of each unsized workload in ``names``: a group of bars per workload, a bar
+    per (device, framework) in its line's colour, on a log axis."""
+    width = 0.8 / max(1, len(colours))
+    for i, ((device, framework), colour) in enumerate(colours.items()):
+        times = {r["workload"]: r["median_s"] for r in rows if r["workload"] in names
+                 and r["device"] == device and r.get("framework", "gputape") == framework}
+        if not times:
+            continue
+        at = [k + i * width for k, name in enumerate(names) if name in times]
+        ax.bar(at, [times[name] for name in names if name in times], width=width,
+               color=colour, label=label_of(device, framework),
+               hatch=None if framework == "gputape" else "//")
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(names))])
+    ax.set_xticklabels(names, rotation=20, fontsize="small")
+    ax.set_yscale("log")
+    ax.set_ylabel("median time per call (s)")
+    ax.set_title("unsized workloads")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize="small")

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--sizes", "1e3,2e3", "--repeat", "2", "--devices", "cpu"]
 ROW_FIELDS = {"workload", "size", "device", "framework", "median_s", "spread_s", "repeats",
               "loops", "elements_per_s"}
-COLUMNS = ["workload", "size", "device", "framework", "median", "spread", "elem/s", "GB/s",
+COLUMNS = ["workload", "size", "device", "framework", "median", "spread", "throughput", "GB/s",
            "GPU/CPU", "peer/gputape"]
 
 
@@ -367,11 +367,37 @@ def test_memory_column_measures_a_fresh_process(capsys):
     assert format_table(report).splitlines()[2].rstrip().endswith("3.0")  # the row
 
 
-def test_elements_per_second_only_for_sized_workloads():
-    """A training step's or a Hessian's "size" names the problem, not elements streamed."""
-    report = {"results": [_row("sum_xy", 1000, "cpu", 1e-3), _row("mlp_step", 256, "cpu", 1e-3),
+def test_throughput_in_units_that_fit_each_workload():
+    """Elements per second where the size is the element count; calls per second for a
+    training step or a Hessian, whose "size" names the problem."""
+    report = {"results": [_row("sum_xy", 1000, "cpu", 1e-3), _row("mlp_step", 256, "cpu", 4e-3),
                           _row("hessian_64", 64, "cpu", 1e-3)]}
     header, _, sized, step, hessian = format_table(report).splitlines()[:5]
-    end = header.index("elem/s") + len("elem/s")
-    assert sized[:end].split()[-1] == "1e+06"
-    assert step[:end].split()[-1] == "-" and hessian[:end].split()[-1] == "-"
+    end = header.index("throughput") + len("throughput")
+    assert sized[:end].split()[-2:] == ["1e+06", "elem/s"]
+    assert step[:end].split()[-2:] == ["250", "calls/s"]
+    assert hessian[:end].split()[-2:] == ["1e+03", "calls/s"]
+
+
+def test_plot_shows_unsized_workloads_as_bars_and_names_devices(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'bench' extra")
+    from matplotlib.axes import Axes
+
+    from gputape.bench.report import plot
+
+    bars, labels = [], []
+    real_bar, real_plot = Axes.bar, Axes.plot
+    monkeypatch.setattr(Axes, "bar", lambda ax, x, h, **kw: bars.append(
+        (kw.get("label"), list(h))) or real_bar(ax, x, h, **kw))
+    monkeypatch.setattr(Axes, "plot", lambda ax, *a, **kw: labels.append(kw.get("label"))
+                        or real_plot(ax, *a, **kw))
+    rows = [_row("sum_xy", n, "cpu", n * 1e-9) for n in (10, 100)]
+    rows += [_row("mlp_step", 256, "cpu", 3e-3), _row("hessian_64", 64, "cpu", 4e-4),
+             _row("mlp_step", 256, "cpu", 2e-3, framework="torch")]
+    meta = {"devices": {"cpu": "Fake CPU @ 3 GHz"}}
+    path = tmp_path / "plot.png"
+    plot({"meta": meta, "results": rows}, str(path))
+    assert labels == ["cpu: Fake CPU @ 3 GHz"]  # the sized workload's line names the CPU
+    assert sorted(bars) == [("cpu: Fake CPU @ 3 GHz", [4e-4, 3e-3]),  # hessian_64, mlp_step
+                            ("torch (cpu: Fake CPU @ 3 GHz)", [2e-3])]
+    assert _png_size(path.read_bytes())[0] > 500  # two columns: sum_xy, the bars
