@@ -24,7 +24,7 @@ from .meta import meta as run_meta
 from .meta import versions
 from .peers import PEERS, installed, requested, time_peer
 from .report import compare, format_table, plot
-from .timing import copy_ceiling, cpu_ceiling_bytes, measure
+from .timing import copy_ceiling, cpu_ceiling_bytes, machine_noise, measure, unstable
 from .workloads import SIZES, WORKLOADS
 
 
@@ -248,6 +248,7 @@ def run(args) -> dict:
             for size in (args.sizes if w.sized else [w.fixed_size]) for device in devices]
     meta = run_meta(any(d.name.startswith("gpu") for d in gt.list_devices()), devices)
     if plan:  # first, so that the workloads' GB/s can be read against it
+        meta["noise"] = machine_noise()
         largest = max([size for w, size, _ in plan if w.sized], default=0)
         meta["copy_ceiling"] = {
             device: copy_ceiling(device, cpu_ceiling_bytes(largest) if device == "cpu" else None,
@@ -275,6 +276,8 @@ def run(args) -> dict:
                 peak = peak_bytes(row["framework"], row["workload"], row["size"])
                 if peak is not None:
                     row["peak_bytes"] = peak
+    for row in rows:  # (the table marks them; so does the JSON)
+        row["unstable"] = unstable(row)
     if args.peers:
         meta["peers"] = versions(peers)
     report = {"meta": meta, "results": rows}

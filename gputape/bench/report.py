@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from .timing import UNSTABLE, unstable
 from .workloads import WORKLOADS
 
 REGRESSION = 0.10  # slower by more than this fraction counts as a regression
@@ -17,7 +18,8 @@ def _seconds(value: float) -> str:
 
 
 _COLUMNS = [("workload", "<18"), ("size", ">11"), ("", "2"), ("device", "<7"),
-            ("framework", "<11"), ("median", ">11"), ("spread", ">10"), ("throughput", ">18"),
+            ("framework", "<11"), ("median", ">11"), ("spread", ">10"), ("", "2"),
+            ("throughput", ">18"),
             ("GB/s", ">8"), ("", "2"), ("GPU/CPU", ">12"), ("", "2"), ("peer/gputape", ">12")]
 NO_GPU = "no GPU found"
 _SIZED = frozenset(w.name for w in WORKLOADS if w.sized)
@@ -48,7 +50,8 @@ def format_table(report: dict) -> str:
             ratio = f"{r['median_s'] / mine:.2f}"
         rate = _throughput(r)
         cells = [r["workload"], f"{r['size']:,}", "", r["device"], framework,
-                 _seconds(r["median_s"]), _seconds(r["spread_s"]), rate,
+                 _seconds(r["median_s"]), _seconds(r["spread_s"]), " !" if unstable(r) else "",
+                 rate,
                  f"{r['gb_per_s']:.2f}" if "gb_per_s" in r else "", "", speedup, "", ratio]
         if len(columns) > len(_COLUMNS):
             cells.append(f"{r['peak_bytes'] / 2**20:.1f}" if "peak_bytes" in r else "")
@@ -58,6 +61,15 @@ def format_table(report: dict) -> str:
         no_gpu = report.get("meta", {}).get("gpu", NO_GPU) == NO_GPU
         notes.append("GPU/CPU: " + (f"{NO_GPU} (CuPy is not installed or sees no CUDA device)"
                                     if no_gpu else "not run (the GPU was left out: --devices)"))
+    shaky = sum(unstable(r) for r in rows)
+    if shaky:
+        notes.append(f"! {shaky} row(s) unstable: spread over {UNSTABLE:.0%} of the median; read "
+                     f"them with care (hint: a quieter machine, or more samples: --repeat 15)")
+    noise = report.get("meta", {}).get("noise")
+    if noise:
+        notes.append(f"machine noise: a fixed task ({noise['task']}) varied by "
+                     f"{noise['relative_spread']:.1%} (interquartile range over "
+                     f"{noise['samples']} samples); differences below that are not readable")
     return "\n".join(lines + notes + ceiling_lines(report.get("meta", {})))
 
 

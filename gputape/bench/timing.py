@@ -132,6 +132,41 @@ def _summary(samples: list, loops: int, clock: str) -> Timing:
     return Timing(statistics.median(ordered), spread, len(ordered), loops, clock)
 
 
+# -- the machine's own noise -------------------------------------------------------------
+
+UNSTABLE = 0.10  # a row whose spread exceeds this share of its median is marked unstable
+
+
+def machine_noise(samples: int = 15, task_s: float = 0.01) -> dict:
+    """How steady this machine is right now: one fixed task (sorting the same random floats)
+    timed ``samples`` times for about ``task_s`` each; its spread as a share of its median is
+    the floor under which no difference between two rows can be read.
+
+    Example: ``machine_noise(samples=5, task_s=0.001)["relative_spread"]`` is a few hundredths
+    on a quiet machine.
+    """
+    data = np.random.default_rng(0).random(20000)
+    start = _now()
+    np.sort(data)
+    loops = _loops(_now() - start, task_s)
+    times = []
+    for _ in range(samples):
+        start = _now()
+        for _ in range(loops):
+            np.sort(data)
+        times.append((_now() - start) / loops)
+    timing = _summary(times, loops, "host")
+    return {"task": "np.sort of 20,000 floats", "median_s": timing.median_s,
+            "spread_s": timing.spread_s, "samples": samples,
+            "relative_spread": timing.spread_s / timing.median_s}
+
+
+def unstable(row: dict) -> bool:
+    """Whether a result row's spread (interquartile range) exceeds :data:`UNSTABLE` of its
+    median: a number to read with care."""
+    return row.get("spread_s", 0.0) > UNSTABLE * row["median_s"]
+
+
 # -- the copy ceiling ---------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from gputape.bench.report import compare, format_table
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--sizes", "1e3,2e3", "--repeat", "2", "--devices", "cpu"]
 ROW_FIELDS = {"workload", "size", "device", "framework", "median_s", "spread_s", "repeats",
-              "loops", "elements_per_s"}
+              "loops", "elements_per_s", "unstable"}
 COLUMNS = ["workload", "size", "device", "framework", "median", "spread", "throughput", "GB/s",
            "GPU/CPU", "peer/gputape"]
 
@@ -401,3 +401,26 @@ def test_plot_shows_unsized_workloads_as_bars_and_names_devices(tmp_path, monkey
     assert sorted(bars) == [("cpu: Fake CPU @ 3 GHz", [4e-4, 3e-3]),  # hessian_64, mlp_step
                             ("torch (cpu: Fake CPU @ 3 GHz)", [2e-3])]
     assert _png_size(path.read_bytes())[0] > 500  # two columns: sum_xy, the bars
+
+
+def test_unstable_rows_are_marked_and_the_machine_noise_is_printed():
+    steady = _row("sum_xy", 1000, "cpu", 1e-3)
+    shaky = {**_row("sum_xy", 2000, "cpu", 1e-3), "spread_s": 2e-4}  # 20 % of the median
+    noise = {"task": "np.sort of 20,000 floats", "median_s": 1e-3, "spread_s": 3e-5,
+             "samples": 15, "relative_spread": 0.03}
+    lines = format_table({"meta": {"noise": noise}, "results": [steady, shaky]}).splitlines()
+    header = lines[0]
+    mark = header.index("spread") + len("spread")
+    assert lines[2][mark:mark + 2] == "  " and lines[3][mark:mark + 2] == " !"
+    assert lines[4].startswith("GPU/CPU: no GPU found")
+    assert lines[5].startswith("! 1 row(s) unstable: spread over 10% of the median")
+    assert lines[6].startswith("machine noise: a fixed task (np.sort of 20,000 floats) varied "
+                               "by 3.0%")
+
+
+def test_machine_noise_times_a_fixed_task():
+    from gputape.bench.timing import machine_noise
+
+    noise = machine_noise(samples=5, task_s=0.001)
+    assert noise["samples"] == 5 and noise["median_s"] > 0
+    assert noise["relative_spread"] == pytest.approx(noise["spread_s"] / noise["median_s"])
