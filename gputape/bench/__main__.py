@@ -22,9 +22,16 @@ import gputape as gt
 from .memory import peak_bytes
 from .meta import meta as run_meta
 from .meta import versions
-from .peers import PEERS, installed, requested, time_peer
+from .peers import PEERS, PeerProcess, installed, requested
 from .report import compare, format_table, plot
-from .timing import copy_ceiling, cpu_ceiling_bytes, machine_noise, measure, unstable
+from .timing import (
+    Sampler,
+    copy_ceiling,
+    cpu_ceiling_bytes,
+    machine_noise,
+    summarize,
+    unstable,
+)
 from .workloads import SIZES, WORKLOADS
 
 
@@ -255,17 +262,14 @@ def run(args) -> dict:
                                  repeat=args.repeat)
             for device in devices}
     rows = []
-    for workload, size, device in _progress(plan):
-        timing = measure(workload.build(size, device, rng), device, repeat=args.repeat)
-        rows.append(_row(workload, size, device, "gputape", timing.median_s, timing.spread_s,
-                         timing.repeats, timing.loops))
     peers = _peers(args.peers) if args.peers else []
-    for name in peers:
-        triples = [(w.name, size, device) for w, size, device in plan]
-        for timed in time_peer(name, triples, args.repeat):
-            workload = next(w for w in chosen if w.name == timed["workload"])
-            rows.append(_row(workload, timed["size"], timed["device"], name, timed["median_s"],
-                             timed["spread_s"], timed["repeats"], timed.get("loops", 1)))
+    processes = [PeerProcess(name) for name in peers]
+    try:
+        for workload, size, device in _progress(plan):
+            rows += _interleaved(workload, size, device, rng, args.repeat, processes)
+    finally:
+        for process in processes:
+            process.close()
     order = {(w.name, size, device): i for i, (w, size, device) in enumerate(plan)}
     frameworks = ["gputape", *PEERS]
     rows.sort(key=lambda r: (order[(r["workload"], r["size"], r["device"])],
@@ -286,6 +290,31 @@ def run(args) -> dict:
 
         report["distributed"] = spawn(args.distributed, repeat=args.repeat)
     return report
+
+
+def _interleaved(workload, size: int, device: str, rng, repeat: int, processes: list) -> list:
+    """One row for gputape and one per peer: their samples taken in turn (A B A B), so that a
+    machine growing busier or quieter during the row shifts them all alike."""
+    take = Sampler(workload.build(size, device, rng), device)
+    ours: list = []
+    theirs: dict = {process.name: [] for process in processes}
+    loops: dict = {}
+    for _ in range(repeat):
+        ours.append(take())
+        for process in processes:
+            found = process.sample(workload.name, size, device)
+            if found is not None:
+                theirs[process.name].append(found[0])
+                loops[process.name] = found[1]
+    timing = take.summary(ours)
+    rows = [_row(workload, size, device, "gputape", timing.median_s, timing.spread_s,
+                 timing.repeats, timing.loops)]
+    for name, samples in theirs.items():
+        if samples:
+            peer = summarize(samples, loops[name], "host")
+            rows.append(_row(workload, size, device, name, peer.median_s, peer.spread_s,
+                             peer.repeats, peer.loops))
+    return rows
 
 
 def _peers(names: str) -> "list[str]":

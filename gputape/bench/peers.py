@@ -397,49 +397,77 @@ def installed(names: str = "all") -> "list[str]":
             if importlib.util.find_spec(PEERS[name][0]) is not None]
 
 
-def time_peer(name: str, plan: "list[tuple]", repeat: int, timeout_s: float = 1800) -> list:
-    """Time peer ``name`` on ``plan`` (``(workload, size, device)`` triples) in a fresh process,
-    so that its thread pools and allocator never share a process with gputape or another peer.
-    Returns one dict per timed triple (the workloads the peer has); reports failures."""
-    from .children import child_env
+class PeerProcess:
+    """Peer ``name`` in a process of its own (its thread pools and allocator never share one with
+    gputape or another peer), timing one sample at a time on request: the runner alternates
+    gputape's samples with each peer's (A B A B), so drift on a busy machine hits them alike.
 
-    root, env = child_env()
-    request = json.dumps({"plan": plan, "repeat": repeat})
-    try:
-        done = subprocess.run([sys.executable, "-m", "gputape.bench.peers", name], input=request,
-                              capture_output=True, text=True, env=env, cwd=root,
-                              timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        print(f"bench: peer {name} timed out after {timeout_s:.0f} s")
-        return []
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        print(f"bench: peer {name} failed: {tail[0]}")
-        return []
-    return json.loads(lines[-1])
+    ``sample(workload, size, device)`` returns ``(seconds per call, loops)``, or None where the
+    peer lacks the workload or the device, or failed (said once).
+    """
+
+    def __init__(self, name: str) -> None:
+        import tempfile
+
+        from .children import child_env
+
+        root, env = child_env()
+        self.name = name
+        self.failed = False
+        self._errors = tempfile.TemporaryFile(mode="w+")  # a pipe could fill up and block it
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "gputape.bench.peers", name], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._errors, text=True, env=env, cwd=root, bufsize=1)
+
+    def sample(self, workload: str, size: int, device: str) -> "tuple | None":
+        if self.failed:
+            return None
+        try:
+            self._process.stdin.write(json.dumps([workload, size, device]) + "\n")
+            self._process.stdin.flush()
+            reply = self._process.stdout.readline()
+        except (BrokenPipeError, OSError):
+            reply = ""
+        if not reply:
+            self.failed = True
+            self._errors.seek(0)
+            tail = self._errors.read().strip().splitlines()[-1:] or ["no output"]
+            print(f"bench: peer {self.name} failed: {tail[0]}")
+            return None
+        found = json.loads(reply)
+        return None if found is None else tuple(found)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._errors.close()
 
 
-def _child(name: str, request: dict) -> list:
-    from .timing import measure
+def _serve(name: str, lines, out) -> None:
+    """The peer's side: for each request line ``[workload, size, device]``, one sample, as a
+    JSON line ``[seconds per call, loops]`` (``null`` where the peer lacks it). The workload of
+    the latest request stays built (and warmed up) for the next one."""
+    from .timing import Sampler
 
     rng = np.random.default_rng(0)
-    rows = []
-    cache: dict = {}
-    for workload, size, device in request["plan"]:
-        if device not in cache:
-            cache[device] = _start(name, device)
-        if cache[device] is None:
-            continue
-        builders, sync = cache[device]
-        if workload not in builders:
-            continue
-        timing = measure(builders[workload](size, rng), device, repeat=request["repeat"],
-                         sync=sync)
-        rows.append({"workload": workload, "size": size, "device": device,
-                     "median_s": timing.median_s, "spread_s": timing.spread_s,
-                     "repeats": timing.repeats, "loops": timing.loops})
-    return rows
+    started: dict = {}
+    current, take = None, None
+    for line in lines:
+        key = tuple(json.loads(line))
+        if key != current:
+            current, take = key, None
+            workload, size, device = key
+            if device not in started:
+                started[device] = _start(name, device)
+            if started[device] is not None and workload in started[device][0]:
+                builders, sync = started[device]
+                take = Sampler(builders[workload](size, rng), device, sync=sync)
+        out.write(json.dumps(None if take is None else [take(), take.loops]) + "\n")
+        out.flush()
 
 
 def _start(name: str, device: str):
@@ -449,4 +477,4 @@ def _start(name: str, device: str):
 
 
 if __name__ == "__main__":
-    print(json.dumps(_child(sys.argv[1], json.load(sys.stdin))))
+    _serve(sys.argv[1], sys.stdin, sys.stdout)

@@ -69,40 +69,56 @@ def measure(run, device_name: str, repeat: int = 7, warmup: int = 2,
     """
     if repeat < 1:
         raise ValueError(f"measure: repeat={repeat}; hint: take at least one timed sample")
-    if device_name != "cpu" and sync is None:
-        return _measure_events(run, _gpu_index(device_name), repeat, warmup, min_time_s)
-    sync = sync or synchronizer(device_name)
-    for _ in range(warmup):
+    take = Sampler(run, device_name, warmup, min_time_s, sync)
+    return take.summary([take() for _ in range(repeat)])
+
+
+class Sampler:
+    """``run`` made ready to time (warmed up, its loop count chosen); each call takes one
+    sample, in seconds per call. Samples of several frameworks can so alternate (A B A B), as
+    the runner does with its peers: drift on a busy machine then hits them alike.
+
+    Example: ``Sampler(lambda: sum(range(100)), "cpu")()`` is a few microseconds.
+    """
+
+    def __init__(self, run, device_name: str, warmup: int = 2, min_time_s: float = 0.05,
+                 sync=None) -> None:
+        self.run = run
+        if device_name != "cpu" and sync is None:
+            self.clock, self.index = "cuda-events", _gpu_index(device_name)
+            cupy = _cupy()
+            with cupy.cuda.Device(self.index) as device:
+                for _ in range(warmup):
+                    run()
+                device.synchronize()
+                self.loops = _loops(_event_seconds(cupy, run, 1), min_time_s)
+                device.synchronize()
+            return
+        self.clock, self.sync = "host", sync or synchronizer(device_name)
+        for _ in range(warmup):
+            run()
+        self.sync()
+        start = _now()
         run()
-    sync()
-    start = _now()
-    run()
-    sync()
-    loops = _loops(_now() - start, min_time_s)
-    samples = []
-    for _ in range(repeat):
+        self.sync()
+        self.loops = _loops(_now() - start, min_time_s)
+
+    def __call__(self) -> float:
+        run, loops = self.run, self.loops
+        if self.clock == "cuda-events":
+            cupy = _cupy()
+            with cupy.cuda.Device(self.index) as device:
+                seconds = _event_seconds(cupy, run, loops) / loops
+                device.synchronize()  # work queued on other streams stays out of the next one
+            return seconds
         start = _now()
         for _ in range(loops):
             run()
-        sync()  # inside the timed region: queued work counts
-        samples.append((_now() - start) / loops)
-    return _summary(samples, loops, "host")
+        self.sync()  # inside the timed region: queued work counts
+        return (_now() - start) / loops
 
-
-def _measure_events(run, index: int, repeat: int, warmup: int, min_time_s: float) -> Timing:
-    cupy = _cupy()
-    device = cupy.cuda.Device(index)
-    with device:
-        for _ in range(warmup):
-            run()
-        device.synchronize()
-        loops = _loops(_event_seconds(cupy, run, 1), min_time_s)
-        device.synchronize()
-        samples = []
-        for _ in range(repeat):
-            samples.append(_event_seconds(cupy, run, loops) / loops)
-            device.synchronize()  # work queued on other streams stays out of the next sample
-    return _summary(samples, loops, "cuda-events")
+    def summary(self, samples: list) -> Timing:
+        return _summary(samples, self.loops, self.clock)
 
 
 def _event_seconds(cupy, run, loops: int) -> float:
@@ -120,6 +136,12 @@ def _event_seconds(cupy, run, loops: int) -> float:
 
 def _loops(once_s: float, min_time_s: float) -> int:
     return max(1, int(min_time_s / max(once_s, 1e-7)))
+
+
+def summarize(samples: list, loops: int, clock: str) -> Timing:
+    """The :class:`Timing` of ``samples`` (seconds per call): their median and interquartile
+    range (max - min below 4 samples)."""
+    return _summary(samples, loops, clock)
 
 
 def _summary(samples: list, loops: int, clock: str) -> Timing:

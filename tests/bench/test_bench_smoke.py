@@ -14,6 +14,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import gputape as gt
@@ -344,13 +345,89 @@ def test_unknown_peer_names_are_refused():
 
 
 def test_a_peer_is_timed_in_its_own_process():
-    from gputape.bench.peers import installed, time_peer
+    from gputape.bench.peers import PeerProcess, installed
 
     if "torch" not in installed("torch"):
         pytest.skip("PyTorch is not installed here (an optional peer)")
-    rows = time_peer("torch", [("sum_xy", 1000, "cpu"), ("no_such_workload", 10, "cpu")], 1)
-    assert [(r["workload"], r["size"], r["device"]) for r in rows] == [("sum_xy", 1000, "cpu")]
-    assert rows[0]["median_s"] > 0 and rows[0]["loops"] >= 1
+    process = PeerProcess("torch")
+    try:
+        seconds, loops = process.sample("sum_xy", 1000, "cpu")
+        assert process.sample("no_such_workload", 10, "cpu") is None
+    finally:
+        process.close()
+    assert seconds > 0 and loops >= 1
+
+
+def test_the_peer_side_answers_one_sample_per_request(monkeypatch):
+    import io
+
+    from gputape.bench import peers
+
+    built = []
+
+    def start(name, device):
+        def build(size, rng):
+            built.append(size)
+            return lambda: sum(range(size))
+
+        return {"count": build}, None
+
+    monkeypatch.setattr(peers, "_start", start)
+    requests = io.StringIO('["count", 10, "cpu"]\n["count", 10, "cpu"]\n["other", 10, "cpu"]\n'
+                           '["count", 20, "cpu"]\n')
+    out = io.StringIO()
+    peers._serve("fake", requests, out)
+    replies = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r is None for r in replies] == [False, False, True, False]
+    assert all(r[0] > 0 and r[1] >= 1 for r in replies if r is not None)
+    assert built == [10, 20]  # built once per (workload, size), kept for its next request
+
+
+def test_gputape_and_peer_samples_alternate(monkeypatch):
+    from gputape.bench import __main__ as runner
+    from gputape.bench.workloads import WORKLOADS
+
+    log = []
+
+    class Take:
+        loops = 3
+
+        def __init__(self, run, device):
+            log.append("build")
+
+        def __call__(self):
+            log.append("gputape")
+            return 1e-3
+
+        def summary(self, samples):
+            return runner.summarize(samples, self.loops, "host")
+
+    class Peer:
+        name = "torch"
+
+        def sample(self, workload, size, device):
+            log.append("torch")
+            return 2e-3, 5
+
+    monkeypatch.setattr(runner, "Sampler", Take)
+    sum_xy = next(w for w in WORKLOADS if w.name == "sum_xy")
+    rows = runner._interleaved(sum_xy, 1000, "cpu", np.random.default_rng(0), 3, [Peer()])
+    assert log == ["build"] + ["gputape", "torch"] * 3
+    assert [(r["framework"], r["median_s"], r["loops"]) for r in rows] == [
+        ("gputape", 1e-3, 3), ("torch", 2e-3, 5)]
+
+
+def test_a_failing_peer_is_reported_once_and_skipped(capsys):
+    from gputape.bench.peers import PeerProcess
+
+    process = PeerProcess("no_such_peer")  # its process fails: no such peer
+    try:
+        assert process.sample("sum_xy", 1000, "cpu") is None
+        assert process.sample("sum_xy", 2000, "cpu") is None
+    finally:
+        process.close()
+    out = capsys.readouterr().out
+    assert out.count("bench: peer no_such_peer failed: KeyError") == 1, out
 
 
 def test_memory_column_measures_a_fresh_process(capsys):

@@ -137,9 +137,11 @@ def test_gpu_samples_are_timed_with_cuda_events(monkeypatch):
     assert (result.repeats, result.loops, result.clock) == (5, 1, "cuda-events")
     log = clock.log
     assert log[:4] == [("on", 1), "run", "run", ("device sync", 1)]  # warm-up: no event
-    # the calibrating call, then each sample: events around the calls, the end event waited
-    # for before its time is read, then the device synchronized
-    body = log[4:]
+    # the calibrating call, then each sample (on its device: entered once per sample): events
+    # around the calls, the end event waited for before its time is read, then the device
+    # synchronized
+    assert log.count(("on", 1)) == 1 + 5
+    body = [step for step in log[4:] if step != ("on", 1)]
     for i in range(6):
         start, end = body[6 * i][1], body[6 * i + 2][1]
         assert body[6 * i:6 * i + 6] == [("record", start), "run", ("record", end),
