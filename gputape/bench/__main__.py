@@ -29,6 +29,7 @@ from .timing import (
     copy_ceiling,
     cpu_ceiling_bytes,
     machine_noise,
+    reference_task,
     summarize,
     unstable,
 )
@@ -264,9 +265,10 @@ def run(args) -> dict:
     rows = []
     peers = _peers(args.peers) if args.peers else []
     processes = [PeerProcess(name) for name in peers]
+    reference = Sampler(reference_task(), "cpu", min_time_s=0.002) if plan else None
     try:
         for workload, size, device in _progress(plan):
-            rows += _interleaved(workload, size, device, rng, args.repeat, processes)
+            rows += _interleaved(workload, size, device, rng, args.repeat, processes, reference)
     finally:
         for process in processes:
             process.close()
@@ -292,15 +294,21 @@ def run(args) -> dict:
     return report
 
 
-def _interleaved(workload, size: int, device: str, rng, repeat: int, processes: list) -> list:
+def _interleaved(workload, size: int, device: str, rng, repeat: int, processes: list,
+                 reference=None) -> list:
     """One row for gputape and one per peer: their samples taken in turn (A B A B), so that a
-    machine growing busier or quieter during the row shifts them all alike."""
+    machine growing busier or quieter during the row shifts them all alike. On the CPU a
+    sample of the fixed ``reference`` task goes with each (the row's ``reference_s``: how fast
+    the machine was during the row, which ``--compare`` divides by)."""
     take = Sampler(workload.build(size, device, rng), device)
     ours: list = []
+    references: list = []
     theirs: dict = {process.name: [] for process in processes}
     loops: dict = {}
     for _ in range(repeat):
         ours.append(take())
+        if reference is not None and device == "cpu":
+            references.append(reference())
         for process in processes:
             found = process.sample(workload.name, size, device)
             if found is not None:
@@ -309,6 +317,8 @@ def _interleaved(workload, size: int, device: str, rng, repeat: int, processes: 
     timing = take.summary(ours)
     rows = [_row(workload, size, device, "gputape", timing.median_s, timing.spread_s,
                  timing.repeats, timing.loops)]
+    if references:
+        rows[0]["reference_s"] = summarize(references, reference.loops, "host").median_s
     for name, samples in theirs.items():
         if samples:
             peer = summarize(samples, loops[name], "host")

@@ -125,10 +125,12 @@ def ceiling_lines(meta: dict) -> "list[str]":
 def compare(report: dict, baseline: dict, threshold: float = REGRESSION) -> "tuple[str, int]":
     """A table of time ratios against ``baseline`` and the number of regressions.
 
-    A row is a regression when it is slower by more than ``threshold`` *and* the slowdown is
-    larger than both runs' noise together (the sum of their interquartile ranges): on a shared
-    machine two runs of the same code differ by more than 10 % while their spreads overlap.
-    Such rows are marked "within noise" and not counted.
+    Where both runs timed the fixed reference task beside a row (CPU rows), the change is
+    corrected for the machine's drift between the runs: each time is divided by its run's
+    reference time (the "drift" column says how much slower the machine was). A row is a
+    regression when the change is over ``threshold`` *and* larger than both runs' noise
+    together (the sum of their interquartile ranges); a larger change inside the noise is
+    marked "within noise" and not counted.
 
     Example: ``compare({"results": []}, {"results": []})[1] == 0``.
     """
@@ -136,14 +138,17 @@ def compare(report: dict, baseline: dict, threshold: float = REGRESSION) -> "tup
         return r["workload"], r["size"], r["device"], r.get("framework", "gputape")
 
     old = {key_of(r): r for r in baseline["results"]}
-    lines = [f"{'workload':<18}{'size':>11}  {'device':<7}{'before':>11}{'now':>11}{'change':>9}"
-             f"{'noise':>9}"]
+    lines = [f"{'workload':<18}{'size':>11}  {'device':<7}{'before':>11}{'now':>11}{'drift':>8}"
+             f"{'change':>9}{'noise':>9}"]
     regressions = 0
     for r in report["results"]:
         before = old.get(key_of(r))
         if before is None:
             continue
-        change = r["median_s"] / before["median_s"] - 1
+        drift = 1.0
+        if r.get("reference_s") and before.get("reference_s"):
+            drift = r["reference_s"] / before["reference_s"]
+        change = r["median_s"] / (before["median_s"] * drift) - 1
         noise = (before.get("spread_s", 0.0) + r.get("spread_s", 0.0)) / before["median_s"]
         flag = ""
         if change > threshold and change > noise:
@@ -153,9 +158,10 @@ def compare(report: dict, baseline: dict, threshold: float = REGRESSION) -> "tup
             flag = "  within noise"
         lines.append(f"{r['workload']:<18}{r['size']:>11,}  {r['device']:<7}"
                      f"{_seconds(before['median_s']):>11}{_seconds(r['median_s']):>11}"
-                     f"{change:>+9.1%}{noise:>9.1%}{flag}")
-    lines.append(f"(a regression: more than {threshold:.0%} slower and beyond the noise, the "
-                 f"two runs' spreads together as a share of the time before)")
+                     f"{drift - 1:>+8.0%}{change:>+9.1%}{noise:>9.1%}{flag}")
+    lines.append(f"(a regression: more than {threshold:.0%} slower, after the machine's drift "
+                 f"between the runs, and beyond the noise, the two runs' spreads together as a "
+                 f"share of the time before)")
     return "\n".join(lines), regressions
 
 

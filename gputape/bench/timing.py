@@ -159,6 +159,17 @@ def _summary(samples: list, loops: int, clock: str) -> Timing:
 UNSTABLE = 0.10  # a row whose spread exceeds this share of its median is marked unstable
 
 
+def reference_task():
+    """The fixed task the runner times beside the workloads: sorting the same 20,000 floats
+    (one thread, no allocation to speak of). Its time tracks how fast the machine is right
+    now; ``--compare`` divides each CPU row by it to cancel drift between runs.
+
+    Example: ``reference_task()()`` sorts once.
+    """
+    data = np.random.default_rng(0).random(20000)
+    return lambda: np.sort(data)
+
+
 def machine_noise(samples: int = 15, task_s: float = 0.01) -> dict:
     """How steady this machine is right now: one fixed task (sorting the same random floats)
     timed ``samples`` times for about ``task_s`` each; its spread as a share of its median is
@@ -167,17 +178,8 @@ def machine_noise(samples: int = 15, task_s: float = 0.01) -> dict:
     Example: ``machine_noise(samples=5, task_s=0.001)["relative_spread"]`` is a few hundredths
     on a quiet machine.
     """
-    data = np.random.default_rng(0).random(20000)
-    start = _now()
-    np.sort(data)
-    loops = _loops(_now() - start, task_s)
-    times = []
-    for _ in range(samples):
-        start = _now()
-        for _ in range(loops):
-            np.sort(data)
-        times.append((_now() - start) / loops)
-    timing = _summary(times, loops, "host")
+    take = Sampler(reference_task(), "cpu", min_time_s=task_s)
+    timing = take.summary([take() for _ in range(samples)])
     return {"task": "np.sort of 20,000 floats", "median_s": timing.median_s,
             "spread_s": timing.spread_s, "samples": samples,
             "relative_spread": timing.spread_s / timing.median_s}

@@ -61,7 +61,8 @@ def test_runner_writes_json_table_and_plot(tmp_path, capsys, cpu_only):
     assert [(r["workload"], r["size"]) for r in rows] == [
         ("tiny_chain", 16), ("sum_xy", 1000), ("sum_xy", 2000)]
     for r in rows:
-        assert set(r) == ROW_FIELDS | ({"gb_per_s"} if r["workload"] == "sum_xy" else set())
+        assert set(r) == ROW_FIELDS | ({"gb_per_s"} if r["workload"] == "sum_xy" else set()) | (
+            {"reference_s"} if r["device"] == "cpu" else set())  # the machine's pace beside it
         assert (r["device"], r["framework"], r["repeats"]) == ("cpu", "gputape", 2)
         assert r["median_s"] > 0 and r["spread_s"] >= 0 and r["loops"] >= 1
         assert r["elements_per_s"] == pytest.approx(r["size"] / r["median_s"])
@@ -128,6 +129,22 @@ def test_compare_calls_a_regression_only_beyond_both_runs_noise():
     assert regressions == 0 and "within noise" in table and "+18.0%" in table
     table, regressions = compare(noisy(1.3, 0.02), noisy(1.0, 0.02))
     assert regressions == 1 and "  REGRESSION" in table and "4.0%" in table
+
+
+def test_compare_takes_the_machines_drift_out():
+    """The machine 40 % slower in the second run (its reference task too): no regression;
+    the same 40 % with the reference as fast as before: a regression."""
+    def paced(seconds, reference):
+        report = _report(seconds)
+        report["results"][0]["reference_s"] = reference
+        return report
+
+    table, regressions = compare(paced(1.4, 1.4e-3), paced(1.0, 1e-3))
+    assert regressions == 0 and "+40%" in table and "+0.0%" in table
+    table, regressions = compare(paced(1.4, 1e-3), paced(1.0, 1e-3))
+    assert regressions == 1 and "+40.0%" in table
+    _, regressions = compare(paced(1.4, 1.4e-3), _report(1.0))  # no pace before: raw change
+    assert regressions == 1
 
 
 def test_a_missing_gpu_is_named_and_skipped(capsys, cpu_only):
