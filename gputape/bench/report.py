@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import io
 
-from .timing import UNSTABLE, unstable
+from .timing import SLOW_SPELL, UNSTABLE, slower_p_value, unstable
 from .workloads import WORKLOADS
 
-REGRESSION = 0.10  # slower by more than this fraction counts as a regression
+REGRESSION = 0.15  # slower by more than this fraction counts as a regression (two runs of
+#                   the same code differ by up to about 13 % on a quiet 2-core machine)
+SIGNIFICANCE = 0.01  # the rank test's p-value under which a change is beyond the noise
+NOISY_RUN = 0.15  # a run whose reference task varied more than this (IQR / median) is too noisy
+#                  to compare with
+INCONCLUSIVE = 3  # the runner's exit status when slower rows could not be judged
 
 
 def _seconds(value: float) -> str:
@@ -65,6 +70,10 @@ def format_table(report: dict) -> str:
     if shaky:
         notes.append(f"! {shaky} row(s) unstable: spread over {UNSTABLE:.0%} of the median; read "
                      f"them with care (hint: a quieter machine, or more samples: --repeat 15)")
+    retaken = sum(1 for r in rows if r.get("retakes"))
+    if retaken:
+        notes.append(f"{retaken} row(s) taken again: the machine was in a slow spell while they "
+                     f"ran (their reference task over {SLOW_SPELL:.0%} slower than the calmest)")
     noise = report.get("meta", {}).get("noise")
     if noise:
         notes.append(f"machine noise: a fixed task ({noise['task']}) varied by "
@@ -122,46 +131,114 @@ def ceiling_lines(meta: dict) -> "list[str]":
     return lines
 
 
-def compare(report: dict, baseline: dict, threshold: float = REGRESSION) -> "tuple[str, int]":
-    """A table of time ratios against ``baseline`` and the number of regressions.
+def change_of(row: dict, before: dict, threshold: float = REGRESSION,
+              machine: float = 0.0) -> dict:
+    """How ``row`` compares with the same row of an earlier run: its ``change`` (a fraction,
+    corrected for the machine's drift where both runs timed the reference task beside it), the
+    ``noise`` (the two runs' interquartile ranges together, a share of the time before), the
+    rank test's ``p`` where both rows kept their samples, the ``drift`` and a ``verdict``:
 
-    Where both runs timed the fixed reference task beside a row (CPU rows), the change is
-    corrected for the machine's drift between the runs: each time is divided by its run's
-    reference time (the "drift" column says how much slower the machine was). A row is a
-    regression when the change is over ``threshold`` *and* larger than both runs' noise
-    together (the sum of their interquartile ranges); a larger change inside the noise is
-    marked "within noise" and not counted.
+    - "ok": at most ``threshold`` slower;
+    - "unsure": slower, but by no more than ``threshold + machine`` (``machine``: how much a
+      busy machine's runs varied, which a change must clear as well);
+    - "regression": slower than that, and beyond the noise: the samples' ranks say so (the
+      one-sided Mann-Whitney test, p < :data:`SIGNIFICANCE`) or, for rows without samples,
+      the change exceeds the noise;
+    - "within noise": slower than that, but not beyond the noise.
+
+    Where both runs timed the fixed reference task beside the row (CPU rows), each sample was
+    divided by the reference sample taken right after it; the change is that of the medians
+    of these ratios, and the rank test compares the ratios.
+
+    Example: ``change_of({"median_s": 2.0}, {"median_s": 1.0})["verdict"] == "regression"``.
+    """
+    drift = 1.0
+    if row.get("reference_s") and before.get("reference_s"):
+        drift = row["reference_s"] / before["reference_s"]
+    p = None
+    if row.get("relative") and before.get("relative"):  # times in reference units
+        change = row["relative"] / before["relative"] - 1
+        noise = (before["relative_spread"] + row["relative_spread"]) / before["relative"]
+        if row.get("samples_s") and before.get("samples_s"):
+            p = slower_p_value(_ratios(before), _ratios(row))
+    else:
+        change = row["median_s"] / (before["median_s"] * drift) - 1
+        noise = (before.get("spread_s", 0.0) + row.get("spread_s", 0.0)) / before["median_s"]
+    beyond = p < SIGNIFICANCE if p is not None else change > noise
+    if change <= threshold:
+        verdict = "ok"
+    elif change <= threshold + machine:
+        verdict = "unsure"
+    else:
+        verdict = "regression" if beyond else "within noise"
+    return {"change": change, "noise": noise, "p": p, "drift": drift, "verdict": verdict}
+
+
+def _ratios(row: dict) -> list:
+    return [t / r for t, r in zip(row["samples_s"], row["reference_samples_s"])]
+
+
+def run_noise(report: dict) -> "float | None":
+    """How much the reference task varied over a run (interquartile range over median, of all
+    its samples beside the rows; the 15 samples before the run for an older file), or None
+    when the run did not time it."""
+    noise = report.get("meta", {}).get("noise") or {}
+    return noise.get("run_spread", noise.get("relative_spread"))
+
+
+def row_key(row: dict) -> tuple:
+    """What identifies a row from one run to the next."""
+    return row["workload"], row["size"], row["device"], row.get("framework", "gputape")
+
+
+def compare(report: dict, baseline: dict, threshold: float = REGRESSION) -> "tuple[str, int]":
+    """A table of time ratios against ``baseline`` and the number of regressions: rows more
+    than ``threshold`` slower after the machine's drift, and beyond the noise (see
+    :func:`change_of`); a slower row inside the noise is marked "within noise" and not
+    counted. Rows the runner took again to confirm a change say how many times.
+
+    When either run was noisy (its reference task varied by more than :data:`NOISY_RUN` over
+    the run), a change must also clear both runs' variation of the reference task; the slower
+    rows that do not are marked "unsure", and when there are such rows but no regression, the
+    number returned is minus their count; a line says why.
 
     Example: ``compare({"results": []}, {"results": []})[1] == 0``.
     """
-    def key_of(r):
-        return r["workload"], r["size"], r["device"], r.get("framework", "gputape")
-
-    old = {key_of(r): r for r in baseline["results"]}
+    noises = {"before": run_noise(baseline) or 0.0, "now": run_noise(report) or 0.0}
+    noisy = [f"{name} {noise:.0%}" for name, noise in noises.items() if noise > NOISY_RUN]
+    machine = sum(noises.values()) if noisy else 0.0
+    old = {row_key(r): r for r in baseline["results"]}
     lines = [f"{'workload':<18}{'size':>11}  {'device':<7}{'before':>11}{'now':>11}{'drift':>8}"
-             f"{'change':>9}{'noise':>9}"]
-    regressions = 0
+             f"{'change':>9}{'noise':>9}{'p':>9}"]
+    regressions = unsure = 0
     for r in report["results"]:
-        before = old.get(key_of(r))
+        before = old.get(row_key(r))
         if before is None:
             continue
-        drift = 1.0
-        if r.get("reference_s") and before.get("reference_s"):
-            drift = r["reference_s"] / before["reference_s"]
-        change = r["median_s"] / (before["median_s"] * drift) - 1
-        noise = (before.get("spread_s", 0.0) + r.get("spread_s", 0.0)) / before["median_s"]
-        flag = ""
-        if change > threshold and change > noise:
-            regressions += 1
-            flag = "  REGRESSION"
-        elif change > threshold:
-            flag = "  within noise"
+        found = change_of(r, before, threshold, machine)
+        regressions += found["verdict"] == "regression"
+        unsure += found["verdict"] == "unsure"
+        flag = {"ok": "", "regression": "  REGRESSION"}.get(found["verdict"],
+                                                           f"  {found['verdict']}")
+        if r.get("confirmations"):
+            flag += f" (taken {r['confirmations'] + 1} times)"
+        p = "" if found["p"] is None else f"{found['p']:.1g}"
         lines.append(f"{r['workload']:<18}{r['size']:>11,}  {r['device']:<7}"
                      f"{_seconds(before['median_s']):>11}{_seconds(r['median_s']):>11}"
-                     f"{drift - 1:>+8.0%}{change:>+9.1%}{noise:>9.1%}{flag}")
-    lines.append(f"(a regression: more than {threshold:.0%} slower, after the machine's drift "
-                 f"between the runs, and beyond the noise, the two runs' spreads together as a "
-                 f"share of the time before)")
+                     f"{found['drift'] - 1:>+8.0%}{found['change']:>+9.1%}"
+                     f"{found['noise']:>9.1%}{p:>9}{flag}")
+    lines.append(f"(a regression: more than {threshold:.0%} slower after the machine's drift "
+                 f"between the runs, in every take of the row, and beyond the noise: p, the "
+                 f"rank test's chance of a change this large from noise alone, under "
+                 f"{SIGNIFICANCE:g}; or, for rows without samples, more than the two runs' "
+                 f"spreads together, the noise column)")
+    if noisy:
+        lines.append(f"a busy machine: the reference task varied by {' and '.join(noisy)} "
+                     f"over the run (over {NOISY_RUN:.0%}); a change must clear that too, and "
+                     f"slower rows that do not are marked unsure (hint: both runs on a quieter "
+                     f"machine)")
+        if unsure and not regressions:
+            return "\n".join(lines), -unsure
     return "\n".join(lines), regressions
 
 

@@ -138,6 +138,30 @@ def _loops(once_s: float, min_time_s: float) -> int:
     return max(1, int(min_time_s / max(once_s, 1e-7)))
 
 
+def slower_p_value(before: list, now: list) -> float:
+    """The one-sided p-value of the Mann-Whitney rank test that ``now``'s samples are larger
+    than ``before``'s: the chance that samples of one distribution, shuffled between the two
+    runs, would put ``now`` at least this far above. Exact (counting the arrangements), ties
+    counted as half; for the few samples a row has (a few tens at most).
+
+    Example: ``slower_p_value([1, 2, 3], [4, 5, 6]) == 0.05`` (1 arrangement in 20).
+    """
+    m, n = len(before), len(now)
+    u = sum((b > a) + 0.5 * (b == a) for a in before for b in now)
+    # counts[j][k]: arrangements of i "before" and j "now" samples with k (now > before) pairs;
+    # a "now" sample placed above all i "before" ones adds i pairs
+    counts = [[1] + [0] * (m * n) for _ in range(n + 1)]
+    for i in range(1, m + 1):
+        row = [[0] * (m * n + 1) for _ in range(n + 1)]
+        row[0][0] = 1
+        for j in range(1, n + 1):
+            for k in range(m * n + 1):
+                row[j][k] = counts[j][k] + (row[j - 1][k - i] if k >= i else 0)
+        counts = row
+    total = sum(counts[n])
+    return sum(c for k, c in enumerate(counts[n]) if k >= u - 1e-9) / total
+
+
 def summarize(samples: list, loops: int, clock: str) -> Timing:
     """The :class:`Timing` of ``samples`` (seconds per call): their median and interquartile
     range (max - min below 4 samples)."""
@@ -157,6 +181,8 @@ def _summary(samples: list, loops: int, clock: str) -> Timing:
 # -- the machine's own noise -------------------------------------------------------------
 
 UNSTABLE = 0.10  # a row whose spread exceeds this share of its median is marked unstable
+SLOW_SPELL = 0.15  # a CPU row whose reference task ran this much slower than the calmest
+#                   of the run was measured in a slow spell and is taken again
 
 
 def reference_task():

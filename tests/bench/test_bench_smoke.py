@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import gputape as gt
+from gputape.bench import __main__ as runner
 from gputape.bench.__main__ import _devices, _progress, main, parse_args
 from gputape.bench.report import compare, format_table
 
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--sizes", "1e3,2e3", "--repeat", "2", "--devices", "cpu"]
 ROW_FIELDS = {"workload", "size", "device", "framework", "median_s", "spread_s", "repeats",
               "loops", "elements_per_s", "unstable"}
+PACED = {"reference_s", "relative", "relative_spread", "samples_s", "reference_samples_s"}
 COLUMNS = ["workload", "size", "device", "framework", "median", "spread", "throughput", "GB/s",
            "GPU/CPU", "peer/gputape"]
 
@@ -54,6 +56,7 @@ def test_runner_writes_json_table_and_plot(tmp_path, capsys, cpu_only):
     assert datetime.datetime.fromisoformat(meta["date"]).tzinfo is not None
     assert meta["commit"] and meta["gputape"] == gt.__version__ and meta["numpy"]
     assert meta["gpu"] == "no GPU found" and meta["devices"] == {"cpu": meta["cpu"]}
+    assert 0 <= meta["noise"]["run_spread"] < 10  # the reference task over the whole run
     ceiling = meta["copy_ceiling"]["cpu"]
     assert ceiling["gb_per_s"] > 0 and ceiling["buffer_bytes"] >= 64 * 2**20
     assert "np.copyto" in ceiling["method"] and "CUDA events" in meta["timing"]
@@ -61,8 +64,12 @@ def test_runner_writes_json_table_and_plot(tmp_path, capsys, cpu_only):
     assert [(r["workload"], r["size"]) for r in rows] == [
         ("tiny_chain", 16), ("sum_xy", 1000), ("sum_xy", 2000)]
     for r in rows:
-        assert set(r) == ROW_FIELDS | ({"gb_per_s"} if r["workload"] == "sum_xy" else set()) | (
-            {"reference_s"} if r["device"] == "cpu" else set())  # the machine's pace beside it
+        assert set(r) - {"retakes"} == ROW_FIELDS | (
+            {"gb_per_s"} if r["workload"] == "sum_xy" else set()) | (
+            PACED if r["device"] == "cpu" else set())  # the machine's pace beside it
+        assert len(r["samples_s"]) == len(r["reference_samples_s"]) == r["repeats"]
+        assert r["relative"] == pytest.approx(np.median(
+            np.divide(r["samples_s"], r["reference_samples_s"])))
         assert (r["device"], r["framework"], r["repeats"]) == ("cpu", "gputape", 2)
         assert r["median_s"] > 0 and r["spread_s"] >= 0 and r["loops"] >= 1
         assert r["elements_per_s"] == pytest.approx(r["size"] / r["median_s"])
@@ -145,6 +152,132 @@ def test_compare_takes_the_machines_drift_out():
     assert regressions == 1 and "+40.0%" in table
     _, regressions = compare(paced(1.4, 1.4e-3), _report(1.0))  # no pace before: raw change
     assert regressions == 1
+
+
+def test_compare_reads_the_relative_times_where_both_runs_have_them():
+    """The change is that of the rows' relative times (the median of each sample over the
+    reference sample taken right after it), not of their medians over the references': here
+    the medians say even (twice the time at half the pace) while each sample took 40 % more of
+    the reference beside it."""
+    def paced(seconds, reference, relative):
+        report = _report(seconds)
+        report["results"][0].update(reference_s=reference, relative=relative,
+                                    relative_spread=0.0)
+        return report
+
+    table, regressions = compare(paced(2.0, 2.0, 1.4), paced(1.0, 1.0, 1.0))
+    assert regressions == 1 and "+40.0%" in table and "+100%" in table  # the drift column
+    _, regressions = compare(paced(2.0, 1.0, 1.0), paced(1.0, 1.0, 1.0))
+    assert regressions == 0
+
+
+def _sampled(samples, references=None):
+    """A CPU row that kept its samples (and the reference samples beside them)."""
+    references = references or [1.0] * len(samples)
+    report = _report(float(np.median(samples)))
+    ratios = np.divide(samples, references)
+    q1, q3 = np.quantile(ratios, [0.25, 0.75])
+    report["results"][0].update(
+        samples_s=list(samples), reference_samples_s=list(references),
+        reference_s=float(np.median(references)), relative=float(np.median(ratios)),
+        relative_spread=float(q3 - q1))
+    return report
+
+
+def test_compare_calls_a_change_beyond_the_noise_by_the_samples_ranks():
+    """Seven samples a run. Every sample now 30 % above every one before: the rank test's p is
+    1/3432, a regression. The same +30 % median, but the samples mingled with those before (a
+    noisy row): p of about 0.2, "within noise"."""
+    before = _sampled([1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97])
+    table, regressions = compare(_sampled([1.3, 1.32, 1.28, 1.31, 1.29, 1.33, 1.27]), before)
+    assert regressions == 1 and "+30.0%" in table and "0.0003" in table
+    noisy_before = _sampled([1.0, 1.5, 0.9, 1.6, 0.95, 1.55, 1.0])
+    table, regressions = compare(_sampled([1.3, 0.9, 1.6, 1.3, 1.0, 1.7, 1.2]), noisy_before)
+    assert regressions == 0 and "within noise" in table
+
+
+def test_compare_widens_the_noise_by_a_busy_machines():
+    """The baseline's reference task varied by 40 % over its run: a row 30 % slower is
+    "unsure", not a regression, and the table says why; one twice as slow is a regression all
+    the same; a quiet pair calls 30 % a regression."""
+    def run(seconds, noise):
+        report = _report(seconds)
+        report["meta"] = {"noise": {"relative_spread": 0.01, "run_spread": noise}}
+        return report
+
+    table, regressions = compare(run(1.3, 0.02), run(1.0, 0.40))
+    assert regressions == -1 and "unsure" in table and "REGRESSION" not in table
+    assert "busy machine" in table and "before 40%" in table
+    _, regressions = compare(run(1.05, 0.02), run(1.0, 0.40))  # nothing slower: nothing unsure
+    assert regressions == 0
+    _, regressions = compare(run(2.0, 0.02), run(1.0, 0.40))
+    assert regressions == 1
+    table, regressions = compare(run(1.3, 0.02), run(1.0, 0.05))
+    assert regressions == 1 and "busy" not in table
+
+
+def test_the_exit_status_says_when_slower_rows_could_not_be_judged(tmp_path, monkeypatch,
+                                                                   capsys):
+    now = _report(1.3)
+    now["meta"] = {"gputape": "x", "cpu": "c", "gpu": "g", "date": "d", "commit": "c",
+                   "noise": {"task": "t", "samples": 15, "relative_spread": 0.4,
+                             "run_spread": 0.4}}
+    monkeypatch.setattr(runner, "run", lambda args: now)
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(_report(1.0)))
+    assert main(["--compare", str(baseline)]) == 3
+    assert "1 row(s) slower than" in capsys.readouterr().out
+
+
+def _scripted_takes(monkeypatch, takes: list):
+    """runner._interleaved answering the given (median_s, reference_s) takes in turn, one
+    gputape row each (its relative time their ratio); the calls are counted."""
+    calls = []
+
+    def take(workload, size, device, *rest):
+        median, reference = takes[len(calls)]
+        calls.append(workload)
+        row = _report(median)["results"][0]
+        row.update(workload=workload, reference_s=reference, relative=median / reference,
+                   relative_spread=0.0)
+        return [row]
+
+    monkeypatch.setattr(runner, "_interleaved", take)
+    return calls
+
+
+def test_rows_measured_in_a_slow_spell_are_taken_again(monkeypatch):
+    """Three rows; the second ran while its reference task was 50 % slower than the calmest
+    of the run: it is taken again (twice, the first retake still slow), and the calmer take
+    is kept; a row within 15 % of the calm is left alone."""
+    plan = [("a", 1000, "cpu"), ("b", 1000, "cpu"), ("c", 1000, "cpu")]
+    taken = [[{"workload": name, "reference_s": ref, "median_s": t}]
+             for (name, _, _), ref, t in zip(plan, (1.0, 1.5, 1.1), (1.0, 3.0, 1.0))]
+    calls = _scripted_takes(monkeypatch, [(2.5, 1.4), (2.0, 1.05)])
+    runner._retake_slow_spells(plan, taken, None, 1, [], None)
+    assert calls == ["b", "b"]
+    assert taken[1][0]["median_s"] == 2.0 and taken[1][0]["retakes"] == 2
+    assert "retakes" not in taken[0][0] and "retakes" not in taken[2][0]
+
+
+@pytest.mark.parametrize("takes, verdict, confirmations", [
+    ([(1.0, 1.0)], "ok", 1),  # a spike: the first retake clears it
+    ([(1.5, 1.0), (1.5, 1.0)], "regression", 2),  # every take is slower
+])
+def test_a_slower_row_is_a_regression_only_when_no_retake_clears_it(
+        monkeypatch, takes, verdict, confirmations):
+    baseline = _report(1.0)
+    baseline["results"][0].update(reference_s=1.0, relative=1.0, relative_spread=0.0)
+    plan = [("sum_xy", 1000, "cpu")]
+    first = _report(1.5)["results"][0]
+    first.update(reference_s=1.0, relative=1.5, relative_spread=0.0)
+    taken = [[first]]
+    calls = _scripted_takes(monkeypatch, takes)
+    runner._confirm_changes(plan, taken, baseline, None, 1, [], None)
+    assert len(calls) == confirmations and taken[0][0]["confirmations"] == confirmations
+    table, regressions = compare({"results": [taken[0][0]]}, baseline)
+    assert regressions == (verdict == "regression")
+    assert f"(taken {confirmations + 1} times)" in table
 
 
 def test_a_missing_gpu_is_named_and_skipped(capsys, cpu_only):

@@ -372,3 +372,26 @@ def test_gpu_synchronizer_waits_for_the_device(monkeypatch):
     timing.synchronizer("gpu:1")()
     timing.synchronizer("cpu")()
     assert clock.log == [("device sync", 1)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_rank_tests_p_value_counts_the_arrangements(seed):
+    """slower_p_value against a count of every way to split the pooled samples in two."""
+    import itertools
+
+    from gputape.bench.timing import slower_p_value
+
+    rng = np.random.default_rng(seed)
+    before = list(rng.random(5))
+    now = list(rng.random(4) + 0.3 * seed)
+    pooled = before + now
+
+    def pairs(a, b):
+        return sum(y > x for x in a for y in b)
+
+    observed = pairs(before, now)
+    splits = list(itertools.combinations(range(len(pooled)), len(before)))
+    as_large = sum(
+        pairs([pooled[i] for i in split], [pooled[i] for i in range(9) if i not in split])
+        >= observed for split in splits)
+    assert slower_p_value(before, now) == pytest.approx(as_large / len(splits))
