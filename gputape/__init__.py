@@ -11,7 +11,7 @@
 
 from . import nn
 from . import ops as _ops
-from .autodiff.custom_gradient import custom_gradient
+from .autodiff.custom_gradient import custom_gradient, recompute_grad
 from .autodiff.explain import UnconnectedGradientWarning
 from .autodiff.functional import (
     grad,
@@ -41,6 +41,8 @@ from .core.errors import (
     ArgumentError,
     ArgumentTypeError,
     CheckpointError,
+    CustomGradientError,
+    CustomGradientTypeError,
     DeviceError,
     DeviceMismatchError,
     DTypeError,
@@ -79,6 +81,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ArgumentError", "ArgumentTypeError", "as_dtype", "bool_", "CheckpointError",
+    "CustomGradientError", "CustomGradientTypeError", "recompute_grad",
     "clip_by_global_norm", "complex128", "complex64", "constant", "convert_to_tensor",
     "custom_gradient", "debugging", "default_device", "Device", "device", "DeviceError",
     "DeviceMismatchError", "DTypeError", "float16", "float32", "float64", "from_dlpack",

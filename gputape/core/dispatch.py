@@ -462,6 +462,17 @@ def note_variable_read(variable: Variable) -> None:
         for tape in recording.tapes:
             if tape._watch_accessed_variables:
                 tape._watch_one(variable)
+        for seen in recording.variable_watchers:
+            if not any(v is variable for v in seen):
+                seen.append(variable)
+
+
+def read_variable(variable: Variable) -> Tensor:
+    """A read of ``variable`` as an op's input would take it: noted by the recording tapes
+    (which watch it where they watch accessed variables) and carrying its id where one does,
+    so that a gradient reaches it."""
+    note_variable_read(variable)
+    return _read(variable)
 
 
 def _param_text(params: dict) -> str:

@@ -57,6 +57,16 @@ class GradientRuleError(GputapeError, RuntimeError):
     """A gradient rule (built in or from ``custom_gradient``) returned something unusable."""
 
 
+class CustomGradientError(GradientRuleError, ValueError):
+    """A ``custom_gradient`` gradient function that returned the wrong number of gradients
+    (a ``ValueError``, as TensorFlow raises, and a :class:`GradientRuleError`)."""
+
+
+class CustomGradientTypeError(GradientRuleError, TypeError):
+    """A ``custom_gradient`` function that reads Variables, with a gradient function that does
+    not accept ``variables=`` (a ``TypeError``, as TensorFlow raises)."""
+
+
 class CheckpointError(GputapeError, ValueError):
     """A checkpoint file that cannot be read, or that does not fit the variables or optimizer
     it is loaded into."""

@@ -14,6 +14,9 @@ class _Recording(threading.local):
         # True while a backward walk that no tape records runs rules on host arrays: ops
         # given arrays then return arrays (dispatch.apply_to_arrays).
         self.arrays = False
+        # Lists collecting the trainable Variables read while a custom_gradient function runs
+        # (its gradient function is then given them, as TF's variable watcher does).
+        self.variable_watchers: list = []
 
 
 recording = _Recording()
