@@ -9,7 +9,7 @@
 6.0
 """
 
-from . import nn
+from . import autodiff, nn
 from . import ops as _ops
 from .autodiff.custom_gradient import custom_gradient, recompute_grad
 from .autodiff.explain import UnconnectedGradientWarning
@@ -17,8 +17,12 @@ from .autodiff.functional import (
     grad,
     gradients_function,
     hessian,
+    jacfwd,
+    jacobian,
+    jvp,
     value_and_grad,
     value_and_gradients_function,
+    vjp,
 )
 from .autodiff.tape import GradientTape, UnconnectedGradients
 from .core import errors, nest  # noqa: F401 - gt.errors, as before the layers
@@ -81,7 +85,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ArgumentError", "ArgumentTypeError", "as_dtype", "bool_", "CheckpointError",
-    "CustomGradientError", "CustomGradientTypeError", "recompute_grad",
+    "CustomGradientError", "CustomGradientTypeError",
     "clip_by_global_norm", "complex128", "complex64", "constant", "convert_to_tensor",
     "custom_gradient", "debugging", "default_device", "Device", "device", "DeviceError",
     "DeviceMismatchError", "DTypeError", "float16", "float32", "float64", "from_dlpack",
@@ -91,5 +95,6 @@ __all__ = [
     "IndexOutOfRangeError", "int16", "int32", "int64", "int8", "list_devices", "load", "nest",
     "nn", "optimizers", "save", "ShapeError", "TapeError", "TapeTypeError", "TapeValueError",
     "Tensor", "testing", "uint8", "UnconnectedGradients", "UnconnectedGradientWarning",
-    "value_and_grad", "value_and_gradients_function", "Variable", *_ops.__all__,
+    "value_and_grad", "value_and_gradients_function", "vjp", "jvp", "jacfwd", "jacobian",
+    "Variable", "autodiff", "recompute_grad", *_ops.__all__,
 ]

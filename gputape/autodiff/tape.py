@@ -260,7 +260,10 @@ class GradientTape:
                  parallel_iterations=None, experimental_use_pfor=True):
         """Full Jacobian of ``target`` w.r.t. each source: shape ``target.shape + source.shape``.
 
-        Computed in one batched backward pass where the recorded rules allow it.
+        Computed in batched backward passes where the recorded rules allow it:
+        ``parallel_iterations`` rows of the Jacobian per pass, or by default as many as fit the
+        memory budget (the ``GPUTAPE_JACOBIAN_BYTES`` environment variable, 1 GiB unless set),
+        all of them where the budget allows.
 
         Examples
         --------
@@ -277,7 +280,8 @@ class GradientTape:
         self._begin("jacobian")
         mode = unconnected_mode(unconnected_gradients, "jacobian")
         result = jacobians.jacobian(self._entries, self._watched, target, sources, mode,
-                          vectorize=experimental_use_pfor)
+                                    vectorize=experimental_use_pfor,
+                                    parallel_iterations=parallel_iterations)
         self._end()
         return result
 
@@ -285,7 +289,8 @@ class GradientTape:
                        parallel_iterations=None, experimental_use_pfor=True):
         """Per-example Jacobian: ``target[b]`` w.r.t. ``source[b]`` for a shared batch dimension.
 
-        Returns shape ``(batch,) + target.shape[1:] + source.shape[1:]``.
+        Returns shape ``(batch,) + target.shape[1:] + source.shape[1:]``; the rows go through
+        the walk in chunks as in :meth:`jacobian` (``parallel_iterations``, the budget).
 
         Examples
         --------
@@ -301,7 +306,8 @@ class GradientTape:
         self._begin("batch_jacobian")
         mode = unconnected_mode(unconnected_gradients, "batch_jacobian")
         result = jacobians.batch_jacobian(self._entries, self._watched, target, source, mode,
-                                vectorize=experimental_use_pfor)
+                                          vectorize=experimental_use_pfor,
+                                          parallel_iterations=parallel_iterations)
         self._end()
         return result
 
