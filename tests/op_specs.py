@@ -119,6 +119,10 @@ SPECS: "dict[str, Spec]" = {
     "step": unary(lambda x: x * gt.relu(x), away_from_zero, smooth=False),
     "abs": unary(gt.abs, away_from_zero, smooth=False),
     "sign": unary(lambda x: x * gt.sign(x), away_from_zero, smooth=False),
+    # on real inputs (the complex convention has its own checks: test_tf_contract_complex.py)
+    "conj": unary(gt.conj),
+    "real": unary(gt.real),
+    "imag": unary(lambda x: x + gt.imag(x)),
     # recorded with a None gradient: only the factor x carries one
     "floor": unary(lambda x: x * gt.floor(x), between_steps, smooth=False),
     "round": unary(lambda x: x * gt.round(x), between_steps, smooth=False),

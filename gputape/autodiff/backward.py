@@ -61,6 +61,9 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
     checking = dispatch.checking_numerics
     arrays = (not checking and not recording.tapes and _host_seeds(seeds)
               and (_all_host_rules(needed) if host_rules is None else host_rules))
+    complex_seeds = any(seed.dtype.kind == "c" for _, seed in seeds)
+    if complex_seeds:
+        seeds = [(target, _conj(seed)) for target, seed in seeds]
     outer = recording.arrays, recording.backward_of
     recording.arrays = arrays
     try:
@@ -68,8 +71,27 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
     finally:
         recording.arrays, recording.backward_of = outer
     if arrays:
-        return {uid: Tensor._wrap(array) for uid, array in found.items()}
-    return found
+        return {uid: Tensor._wrap(_conj_array(array)) for uid, array in found.items()}
+    return {uid: _conj(g) for uid, g in found.items()}
+
+
+def _conj(tensor: Tensor) -> Tensor:
+    """TensorFlow's complex convention at the walk's ends: the rules are written unconjugated
+    (``g * f'(z)``), so the seeds go in conjugated and the gradients come out conjugated, which
+    makes each holomorphic step ``g * conj(f'(z))`` as in TF. Real tensors pass as they are;
+    a recording tape records the conjugation (for higher orders)."""
+    if tensor.dtype.kind != "c":
+        return tensor
+    from ..ops import conj
+
+    return conj(tensor)
+
+
+def _conj_array(array):
+    if array.dtype.kind != "c":
+        return array
+    out = array.conj()
+    return out if out.ndim or type(out) is type(array) else np.asarray(out)  # (0-d: a scalar)
 
 
 def _host_seeds(seeds: "list[tuple]") -> bool:

@@ -20,6 +20,18 @@ __all__ = ["custom_gradient", "recompute_grad"]
 
 
 def _user_grads(g, ans, inputs, params):
+    """The user's rule, which speaks TensorFlow's complex convention, inside the walk, which
+    speaks the unconjugated one (see gputape.autodiff.backward._conj): a complex cotangent
+    goes to it conjugated, and complex gradients come back conjugated."""
+    if g.dtype.kind == "c" or any(x.dtype.kind == "c" for x in inputs):
+        from ..ops import conj
+
+        grads = _checked_user_grads(conj(g) if g.dtype.kind == "c" else g, ans, inputs, params)
+        return [conj(d) if d is not None and d.dtype.kind == "c" else d for d in grads]
+    return _checked_user_grads(g, ans, inputs, params)
+
+
+def _checked_user_grads(g, ans, inputs, params):
     fn_name, grad_fn, variables = params["name"], params["grad_fn"], params["variables"]
     if variables:
         result = grad_fn(g, variables=variables)

@@ -2,7 +2,7 @@
 
 Python numbers are *weakly typed*: next to a tensor they take the tensor's dtype (``3 * x``
 keeps float32); alone, a Python float becomes float32, an int int32 (int64 when it does not
-fit), a complex complex64. NumPy arrays keep their dtype.
+fit), a complex complex128 (as TensorFlow). NumPy arrays keep their dtype.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def is_weak(value) -> bool:
 def weak_dtype(values) -> np.dtype:
     """The dtype a group of weak scalars takes when no tensor gives one."""
     kinds = {_python_kind(v) for v in values}
-    for kind, dtype in (("c", complex64), ("f", float32), ("i", int32)):
+    for kind, dtype in (("c", complex128), ("f", float32), ("i", int32)):
         if kind in kinds:
             if kind == "i" and not all(_fits_int32(v) for v in values):
                 return int64
@@ -153,8 +153,6 @@ def infer_host_array(value, dtype=None, op: str = "constant", arg: str = "value"
 def _narrow_python_default(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.float64:
         return array.astype(np.float32)
-    if array.dtype == np.complex128:
-        return array.astype(np.complex64)
     if array.dtype.kind == "i" and array.dtype != np.int32:
         if array.size == 0 or (array.min() >= _INT32.min and array.max() <= _INT32.max):
             return array.astype(np.int32)

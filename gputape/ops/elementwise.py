@@ -2,6 +2,12 @@
 
 Rules follow TensorFlow's choices at kinks and ties (relu'(0) = 0, abs'(0) = 0, maximum sends
 the gradient to ``x`` where ``x >= y``, ``d/dp x**p`` is 0 where ``x <= 0``).
+
+For complex inputs the rules are written in the unconjugated form (a holomorphic op's rule is
+``g * f'(z)``; ``real``, ``imag``, ``conj`` and ``abs`` the transposes of their real-linear
+derivatives); the backward walk conjugates at its ends, which gives TensorFlow's gradients
+(``g * conj(f'(z))``; for a real loss, ``dL/dRe + i dL/dIm``). See
+:func:`gputape.autodiff.backward.walk`.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from ..core.tensor import Variable
 from ..host.pool import zeros_operand
 
 __all__ = [
-    "abs", "add", "atan", "cast", "clip_by_value", "cos", "divide", "equal", "exp", "expm1",
-    "floor", "greater", "greater_equal", "identity", "less", "less_equal", "log", "log1p",
+    "abs", "add", "atan", "cast", "clip_by_value", "conj", "cos", "divide", "equal", "exp",
+    "expm1", "floor", "greater", "greater_equal", "identity", "imag", "less", "less_equal", "log",
+    "log1p", "real",
     "logical_and", "logical_not", "logical_or", "maximum", "minimum", "multiply", "negative",
     "not_equal", "pow", "relu", "round", "sigmoid", "sign", "sin", "softplus", "sqrt", "square",
     "stop_gradient", "subtract", "tan", "tanh", "where",
@@ -124,6 +131,8 @@ TANH = _float_unary("tanh", ufunc("tanh"), lambda g, ans, x: g * (1 - square(ans
 
 
 def _sigmoid_forward(xp, x):
+    if x.dtype.kind == "c":  # (no half-lines to choose between)
+        return 1 / (1 + xp.exp(-x))
     # exp of -|x| never overflows; both branches are exact in their half-line.
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
@@ -159,12 +168,33 @@ STEP = defvjp(primitive("step", lambda xp, x: (x > 0).astype(x.dtype)),
               lambda g, ans, x: zeros_like_tensor(x))
 RELU = defvjp(primitive("relu", _relu_forward), lambda g, ans, x: g * apply(STEP, ans))
 implement(RELU, "numpy", functools.partial(_relu_forward, zero=_host_zero))
-ABS = defvjp(primitive("abs", ufunc("abs")), lambda g, ans, x: g * sign(x))
+def _abs_grad(g, ans, x):
+    if x.dtype.kind == "c":
+        # TF's: g * x / |x|, 0 where x = 0 (a division that is differentiable again, where
+        # sign's rule would say 0); conjugated here, in the unconjugated form. g is real.
+        nonzero = greater(ans, 0)
+        modulus = cast(where(nonzero, ans, 1), x.dtype)
+        return where(nonzero, cast(g, x.dtype) * (conj(x) / modulus), 0)
+    return g * sign(x)
+
+
+ABS = defvjp(primitive("abs", ufunc("abs")), _abs_grad)
+CONJ = defvjp(primitive("conj", ufunc("conjugate")), lambda g, ans, x: conj(g))
+# real and imag map complex to real; their rules map a real cotangent back to the complex
+# input: g and -i g (for a real input, real is the identity and imag gives zeros)
+REAL = defvjp(primitive("real", lambda xp, x: xp.real(x)),
+              lambda g, ans, x: cast(g, x.dtype))
+IMAG = defvjp(primitive("imag", lambda xp, x: xp.imag(x) if x.dtype.kind == "c"
+                        else xp.zeros_like(x)),
+              lambda g, ans, x: (cast(negative(g), x.dtype) * 1j if x.dtype.kind == "c"
+                                 else zeros_like_tensor(x)))
 SIGN = defvjp(primitive("sign", ufunc("sign")), lambda g, ans, x: zeros_like_tensor(x))
 IDENTITY = defvjp(primitive("identity", lambda xp, x: x), lambda g, ans, x: g)
 
 
 def _cast_forward(xp, x, dtype):
+    if x.dtype.kind == "c" and xp.dtype(dtype).kind != "c":
+        x = x.real  # as TF: complex to real keeps the real part (NumPy would warn)
     return x.astype(dtype, copy=False)
 
 
@@ -453,6 +483,37 @@ def abs(x):  # noqa: A001 - TensorFlow's name
     array([1.5, 2. ], dtype=float32)
     """
     return unary(ABS, x)
+
+
+def conj(x):
+    """Elementwise complex conjugate (``tf.math.conj``); a real tensor is returned as is.
+
+    >>> import gputape as gt
+    >>> gt.conj(gt.constant([1 + 2j])).numpy()
+    array([1.-2.j])
+    """
+    return unary(CONJ, x)
+
+
+def real(x):
+    """The real part of each element (``tf.math.real``): float32 for complex64, float64 for
+    complex128; a real tensor as is.
+
+    >>> import gputape as gt
+    >>> gt.real(gt.constant([1 + 2j])).numpy()
+    array([1.])
+    """
+    return unary(REAL, x)
+
+
+def imag(x):
+    """The imaginary part of each element (``tf.math.imag``); zeros for a real tensor.
+
+    >>> import gputape as gt
+    >>> gt.imag(gt.constant([1 + 2j])).numpy()
+    array([2.])
+    """
+    return unary(IMAG, x)
 
 
 def sign(x):
