@@ -61,9 +61,10 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
     checking = dispatch.checking_numerics
     arrays = (not checking and not recording.tapes and _host_seeds(seeds)
               and (_all_host_rules(needed) if host_rules is None else host_rules))
-    complex_seeds = any(seed.dtype.kind == "c" for _, seed in seeds)
-    if complex_seeds:
-        seeds = [(target, _conj(seed)) for target, seed in seeds]
+    for _, seed in seeds:
+        if seed._data.dtype.kind == "c":
+            seeds = [(target, _conj(seed)) for target, seed in seeds]
+            break
     outer = recording.arrays, recording.backward_of
     recording.arrays = arrays
     try:
@@ -71,8 +72,13 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
     finally:
         recording.arrays, recording.backward_of = outer
     if arrays:
-        return {uid: Tensor._wrap(_conj_array(array)) for uid, array in found.items()}
-    return {uid: _conj(g) for uid, g in found.items()}
+        wrap = Tensor._wrap
+        return {uid: wrap(array) if array.dtype.kind != "c" else wrap(_conj_array(array))
+                for uid, array in found.items()}
+    for uid, g in found.items():
+        if g._data.dtype.kind == "c":
+            found[uid] = _conj(g)
+    return found
 
 
 def _conj(tensor: Tensor) -> Tensor:
@@ -88,8 +94,6 @@ def _conj(tensor: Tensor) -> Tensor:
 
 
 def _conj_array(array):
-    if array.dtype.kind != "c":
-        return array
     out = array.conj()
     return out if out.ndim or type(out) is type(array) else np.asarray(out)  # (0-d: a scalar)
 

@@ -14,6 +14,7 @@ import os
 
 from ..core import nest
 from ..core.errors import ArgumentError, TapeValueError
+from ..core.state import OUTPUT
 from ..core.tensor import Tensor
 from . import backward
 from .sources import UnconnectedGradients, as_tensors, finish, reachable
@@ -38,13 +39,17 @@ def chunk_rows(entries: list, rows: int, parallel_iterations=None, method="jacob
                 f"None to fit the memory budget ({BUDGET_VARIABLE})"
             )
         return max(1, min(rows, parallel_iterations))
-    per_row = sum(_nbytes(entry[3]) for entry in entries)
-    return max(1, min(rows, _budget(method) // max(per_row, 1)))
+    budget = _budget(method)
+    per_row = 0
+    for entry in entries:
+        output = entry[OUTPUT]
+        per_row += _size(output) * output.dtype.itemsize if type(output) is not Tensor \
+            else output._data.nbytes
+    return max(1, min(rows, budget // max(per_row, 1)))
 
 
-def _nbytes(output) -> int:
-    outputs = output if isinstance(output, (tuple, list)) else (output,)
-    return sum(math.prod(o.shape) * o.dtype.itemsize for o in outputs if hasattr(o, "dtype"))
+def _size(output) -> int:  # a pending result's size, without computing it
+    return math.prod(output.shape)
 
 
 def _budget(method: str) -> int:
