@@ -323,7 +323,7 @@ def hessian(f, argnums=0, parallel_iterations=None):
     """``f`` turned into a function returning its Hessian w.r.t. argument ``argnums``:
     shape ``x.shape + x.shape`` (from nested tapes and a vectorized jacobian, in chunks of
     ``parallel_iterations`` rows, by default as many as fit the memory budget:
-    ``GPUTAPE_JACOBIAN_BYTES``, 1 GiB unless set).
+    ``GPUTAPE_JACOBIAN_BYTES``, 256 MiB unless set).
 
     Examples
     --------

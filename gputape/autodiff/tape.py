@@ -262,7 +262,7 @@ class GradientTape:
 
         Computed in batched backward passes where the recorded rules allow it:
         ``parallel_iterations`` rows of the Jacobian per pass, or by default as many as fit the
-        memory budget (the ``GPUTAPE_JACOBIAN_BYTES`` environment variable, 1 GiB unless set),
+        memory budget (the ``GPUTAPE_JACOBIAN_BYTES`` environment variable, 256 MiB unless set),
         all of them where the budget allows.
 
         Examples
