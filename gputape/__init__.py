@@ -22,6 +22,7 @@ from .autodiff.functional import (
     jvp,
     value_and_grad,
     value_and_gradients_function,
+    vectorized_map,
     vjp,
 )
 from .autodiff.tape import GradientTape, UnconnectedGradients
@@ -96,5 +97,5 @@ __all__ = [
     "nn", "optimizers", "save", "ShapeError", "TapeError", "TapeTypeError", "TapeValueError",
     "Tensor", "testing", "uint8", "UnconnectedGradients", "UnconnectedGradientWarning",
     "value_and_grad", "value_and_gradients_function", "vjp", "jvp", "jacfwd", "jacobian",
-    "Variable", "autodiff", "recompute_grad", *_ops.__all__,
+    "Variable", "autodiff", "recompute_grad", "vectorized_map", *_ops.__all__,
 ]

@@ -13,7 +13,7 @@ from .forward import ForwardAccumulator
 from .tape import GradientTape
 
 __all__ = ["gradients_function", "value_and_gradients_function", "grad", "value_and_grad",
-           "hessian", "jacobian", "vjp", "jvp", "jacfwd"]
+           "hessian", "jacobian", "vjp", "jvp", "jacfwd", "vectorized_map"]
 
 
 def _callable(op: str, f) -> None:
@@ -445,3 +445,48 @@ def _pair_of_tuples(op: str, primals, tangents):
             f"per primal"
         )
     return primals, tangents
+
+
+def vectorized_map(fn, elems, fallback_to_while_loop=True, warn=True):
+    """``fn`` applied to each slice of ``elems`` along its first axis, the results stacked
+    (``tf.vectorized_map``): ``elems`` is a tensor or a nest of tensors sharing their first
+    dimension, and ``fn`` receives one slice (or the nest of slices) at a time. Gradients flow
+    through to ``elems`` and to whatever ``fn`` reads.
+
+    gputape runs ``fn`` once per slice (TensorFlow's fallback, a loop, without its attempt
+    to vectorize first: that needs batching rules per op, which gputape does not have yet);
+    where ``fn``'s ops accept a leading batch dimension, calling ``fn`` on the whole batch is
+    faster. ``fallback_to_while_loop`` and ``warn`` are accepted for TensorFlow's signature.
+
+    Examples
+    --------
+    >>> import gputape as gt
+    >>> x = gt.constant([[1.0, 2.0], [3.0, 4.0]])
+    >>> gt.vectorized_map(lambda row: gt.reduce_sum(row * row), x).numpy()
+    array([ 5., 25.], dtype=float32)
+    """
+    from ..ops import stack
+
+    _callable("vectorized_map", fn)
+    flat = [e if isinstance(e, Tensor) else convert_to_tensor(e) for e in nest.flatten(elems)]
+    if not flat:
+        raise ArgumentError(
+            "vectorized_map: elems holds no tensor; hint: pass a tensor (or a nest of them) "
+            "whose first axis runs over the examples"
+        )
+    sizes = {e.shape[0] if e.ndim else None for e in flat}
+    if None in sizes or len(sizes) != 1:
+        raise ArgumentError(
+            f"vectorized_map: every tensor of elems needs the same first dimension, got shapes "
+            f"{[e.shape for e in flat]}; hint: the first axis runs over the examples"
+        )
+    (count,) = sizes
+    results = [fn(nest.pack_as(elems, [e[i] for e in flat])) for i in range(count)]
+    if not results:
+        raise ArgumentError(
+            "vectorized_map: elems has no example (a first dimension of 0), so the shape of "
+            "fn's result is unknown; hint: call it on at least one example"
+        )
+    pieces = [nest.flatten(r) for r in results]
+    return nest.pack_as(results[0], [stack([p[j] for p in pieces])
+                                     for j in range(len(pieces[0]))])
