@@ -260,6 +260,20 @@ def test_rows_measured_in_a_slow_spell_are_taken_again(monkeypatch):
     assert "retakes" not in taken[0][0] and "retakes" not in taken[2][0]
 
 
+def test_every_cpu_row_is_taken_twice_keeping_the_lower_relative_time(monkeypatch):
+    """The second take replaces the first only where its relative time (here its median over
+    its reference) is lower; a GPU row (no reference) is taken once."""
+    plan = [("a", 1000, "cpu"), ("b", 1000, "cpu"), ("g", 1000, "gpu:0")]
+    taken = [[{"workload": "a", "relative": 1.2, "median_s": 1.2}],
+             [{"workload": "b", "relative": 1.0, "median_s": 1.0}],
+             [{"workload": "g", "median_s": 1.0}]]
+    calls = _scripted_takes(monkeypatch, [(1.0, 1.0), (1.1, 1.0)])
+    runner._second_takes(plan, taken, None, 1, [], None)
+    assert calls == ["a", "b"]
+    assert taken[0][0]["relative"] == 1.0 and taken[1][0]["relative"] == 1.0
+    assert taken[1][0]["median_s"] == 1.0 and "relative" not in taken[2][0]
+
+
 @pytest.mark.parametrize("takes, verdict, confirmations", [
     ([(1.0, 1.0)], "ok", 1),  # a spike: the first retake clears it
     ([(1.5, 1.0), (1.5, 1.0)], "regression", 2),  # every take is slower
