@@ -14,6 +14,7 @@ import numpy as np
 import gputape as gt
 from gputape.core.dispatch import apply
 from gputape.cuda import fused
+from gputape.ops import sorting
 from gputape.ops.indexing import SCATTER
 
 BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3))]
@@ -39,6 +40,21 @@ def between_steps(rng, shape):
 
 def small(rng, shape):
     return rng.uniform(-1.2, 1.2, shape)
+
+
+def inside_unit(rng, shape):
+    """In (-0.8, 0.8): away from the ends of asin's, acos' and atanh's domains."""
+    return rng.uniform(-0.8, 0.8, shape)
+
+
+def above_one(rng, shape):
+    return rng.uniform(1.2, 3.0, shape)
+
+
+def large(rng, shape):
+    """In 3..5: a divisor of floordiv and floormod there, with a dividend between steps (in
+    -2.85..2.35, never near 0), keeps the quotient's floor away from its jumps."""
+    return rng.uniform(3.0, 5.0, shape)
 
 
 @dataclass
@@ -118,6 +134,38 @@ SPECS: "dict[str, Spec]" = {
     "relu": unary(gt.relu, away_from_zero, smooth=False),
     "step": unary(lambda x: x * gt.relu(x), away_from_zero, smooth=False),
     "abs": unary(gt.abs, away_from_zero, smooth=False),
+    "asin": unary(gt.asin, inside_unit),
+    "acos": unary(gt.acos, inside_unit),
+    "atan2": binary(gt.atan2, (normal, away_from_zero)),
+    "sinh": unary(gt.sinh),
+    "cosh": unary(gt.cosh),
+    "asinh": unary(gt.asinh),
+    "acosh": unary(gt.acosh, above_one),
+    "atanh": unary(gt.atanh, inside_unit),
+    "erf": unary(gt.erf),
+    "erfc": unary(gt.erfc),
+    "reciprocal": unary(gt.reciprocal, away_from_zero),
+    "rsqrt": unary(gt.rsqrt, positive),
+    "squared_difference": binary(gt.squared_difference),
+    "divide_no_nan": binary(gt.divide_no_nan, (normal, away_from_zero)),
+    "xlogy": binary(gt.xlogy, (away_from_zero, positive)),
+    "xdivy": binary(gt.xdivy, (away_from_zero, away_from_zero)),
+    "floormod": binary(gt.floormod, (between_steps, large), smooth=False),
+    "floordiv": binary(lambda x, y: x * gt.floordiv(x, y), (between_steps, large), smooth=False),
+    "cumsum": Spec([(gt.cumsum, ((5,),)),
+                    (lambda x: gt.cumsum(x, axis=1, exclusive=True), ((3, 4),)),
+                    (lambda x: gt.cumsum(x, axis=0, reverse=True), ((3, 4),)),
+                    (lambda x: gt.cumsum(x, axis=-1, exclusive=True, reverse=True), ((2, 3),))]),
+    "cumprod": Spec([(gt.cumprod, ((5,),)),
+                     (lambda x: gt.cumprod(x, axis=1, exclusive=True), ((3, 4),)),
+                     (lambda x: gt.cumprod(x, axis=0, reverse=True, exclusive=True), ((3, 4),))],
+                    (away_from_zero,)),
+    # (sort and top_k take their values by index: take_along_axis; its transpose put_along_axis)
+    "take_along_axis": Spec([(gt.sort, ((6,),)),
+                             (lambda x: gt.sort(x, axis=0, direction="DESCENDING"), ((4, 3),)),
+                             (lambda x: gt.top_k(x, k=2).values, ((3, 5),))]),
+    "put_along_axis": Spec([(lambda g: apply(sorting.PUT, g, indices=np.array([[2, 0], [1, 3]]),
+                                             axis=-1, shape=(2, 4)), ((2, 2),))]),
     "sign": unary(lambda x: x * gt.sign(x), away_from_zero, smooth=False),
     # on real inputs (the complex convention has its own checks: test_tf_contract_complex.py)
     "conj": unary(gt.conj),

@@ -11,7 +11,10 @@ from . import linalg as _linalg
 from . import nn as _nn
 from . import operators as _operators
 from . import reduction as _reduction
+from . import scan as _scan
 from . import shape as _shape
+from . import sorting as _sorting
+from . import special as _special
 from . import tile as _tile
 from .creation import *  # noqa: F403
 from .elementwise import *  # noqa: F403
@@ -19,10 +22,14 @@ from .indexing import *  # noqa: F403
 from .linalg import *  # noqa: F403
 from .nn import *  # noqa: F403
 from .reduction import *  # noqa: F403
+from .scan import *  # noqa: F403
 from .shape import *  # noqa: F403
+from .sorting import *  # noqa: F403
+from .special import *  # noqa: F403
 from .tile import *  # noqa: F403
 
 _operators.install()
 
 __all__ = sorted({name for family in (_creation, _elementwise, _indexing, _linalg, _nn,
-                                       _reduction, _shape, _tile) for name in family.__all__})
+                                       _reduction, _scan, _shape, _sorting, _special, _tile)
+                  for name in family.__all__})

@@ -10,6 +10,7 @@ from ..core.tensor import Tensor, Variable
 from . import elementwise as ew
 from .indexing import getitem
 from .linalg import matmul
+from .special import floordiv, floormod
 
 
 def _reflected(op):
@@ -22,6 +23,8 @@ _OPERATORS = {
     "__mul__": ew.multiply, "__rmul__": _reflected(ew.multiply),
     "__truediv__": ew.divide, "__rtruediv__": _reflected(ew.divide),
     "__pow__": ew.pow, "__rpow__": _reflected(ew.pow),
+    "__floordiv__": floordiv, "__rfloordiv__": _reflected(floordiv),
+    "__mod__": floormod, "__rmod__": _reflected(floormod),
     "__matmul__": matmul, "__rmatmul__": _reflected(matmul),
     "__eq__": ew.equal, "__ne__": ew.not_equal,
     "__lt__": ew.less, "__le__": ew.less_equal,

@@ -16,8 +16,9 @@ from ._axes import as_tensor, lead, normalize_axes
 from .shape import broadcast_to, reshape
 
 __all__ = [
-    "logsumexp", "reduce_logsumexp", "reduce_max", "reduce_mean", "reduce_min", "reduce_prod",
-    "reduce_sum", "sum_to",
+    "logsumexp", "reduce_all", "reduce_any", "reduce_euclidean_norm", "reduce_logsumexp",
+    "reduce_max", "reduce_mean", "reduce_min", "reduce_prod", "reduce_std", "reduce_sum",
+    "reduce_variance", "sum_to",
 ]
 
 
@@ -120,6 +121,12 @@ def _prod_vjp(g, ans, x, axes, keepdims):
 REDUCE_PROD = defvjp(primitive("reduce_prod", _prod_forward, ("input_tensor",)), _prod_vjp)
 
 
+REDUCE_ANY = primitive("reduce_any", lambda xp, x, axes, keepdims: xp.any(
+    x, axis=axes, keepdims=keepdims), ("input_tensor",), differentiable=False)
+REDUCE_ALL = primitive("reduce_all", lambda xp, x, axes, keepdims: xp.all(
+    x, axis=axes, keepdims=keepdims), ("input_tensor",), differentiable=False)
+
+
 def _sum_to_forward(xp, x, shape, batch, leading=None):
     axes = tuple(batch + a for a in _sum_to_axes(x.shape[batch:], shape))
     out_shape = x.shape[:batch] + shape
@@ -219,6 +226,92 @@ def reduce_mean(input_tensor, axis=None, keepdims=False):
         return cast(total, x.dtype)
     mean = (data // count + ((data % count != 0) & (data < 0))).astype(x.dtype)
     return Tensor._wrap(np.asarray(mean) if isinstance(mean, np.generic) else mean)
+
+
+def reduce_variance(input_tensor, axis=None, keepdims=False):
+    """Variance over ``axis`` (the mean squared deviation from the mean, dividing by the count
+    as TensorFlow does); its gradient flows through the mean too.
+
+    >>> import gputape as gt
+    >>> float(gt.reduce_variance([1.0, 2.0, 3.0, 4.0]))
+    1.25
+    """
+    from .elementwise import square
+
+    x = _floating("reduce_variance", input_tensor)
+    axes = normalize_axes("reduce_variance", axis, x.ndim)
+    mean = reduce_mean(x, axes, keepdims=True)
+    return reduce_mean(square(x - mean), axes, keepdims=keepdims)
+
+
+def reduce_std(input_tensor, axis=None, keepdims=False):
+    """Standard deviation over ``axis``: the square root of :func:`reduce_variance`.
+
+    >>> import gputape as gt
+    >>> float(gt.reduce_std([1.0, 3.0]))
+    1.0
+    """
+    from .elementwise import sqrt
+
+    return sqrt(reduce_variance(input_tensor, axis, keepdims))
+
+
+def reduce_euclidean_norm(input_tensor, axis=None, keepdims=False):
+    """``sqrt(sum(x ** 2))`` over ``axis`` (its gradient is NaN where the norm is 0, as
+    TensorFlow's).
+
+    >>> import gputape as gt
+    >>> float(gt.reduce_euclidean_norm([3.0, 4.0]))
+    5.0
+    """
+    from .elementwise import sqrt, square
+
+    x = _floating("reduce_euclidean_norm", input_tensor)
+    return sqrt(reduce_sum(square(x), axis, keepdims))
+
+
+def _floating(op: str, value) -> Tensor:
+    x = as_tensor(op, "input_tensor", value)
+    if x.dtype.kind != "f":
+        from ..core.errors import DTypeError
+
+        raise DTypeError(
+            f"{op}: input_tensor must be floating point, got {x.dtype} (shape {x.shape}); "
+            f"hint: gt.cast(x, gt.float32)"
+        )
+    return x
+
+
+def reduce_any(input_tensor, axis=None, keepdims=False):
+    """Logical or over ``axis`` of a bool tensor.
+
+    >>> import gputape as gt
+    >>> gt.reduce_any([[True, False], [False, False]], axis=1).numpy()
+    array([ True, False])
+    """
+    return _logical(REDUCE_ANY, input_tensor, axis, keepdims)
+
+
+def reduce_all(input_tensor, axis=None, keepdims=False):
+    """Logical and over ``axis`` of a bool tensor.
+
+    >>> import gputape as gt
+    >>> gt.reduce_all([[True, True], [True, False]], axis=1).numpy()
+    array([ True, False])
+    """
+    return _logical(REDUCE_ALL, input_tensor, axis, keepdims)
+
+
+def _logical(prim, input_tensor, axis, keepdims):
+    x = as_tensor(prim.name, "input_tensor", input_tensor)
+    if x.dtype.kind != "b":
+        from ..core.errors import DTypeError
+
+        raise DTypeError(
+            f"{prim.name}: input_tensor must be bool, got {x.dtype} (shape {x.shape}); hint: "
+            f"compare first, e.g. gt.{prim.name}(gt.greater(x, 0))"
+        )
+    return _reduce(prim, x, axis, keepdims)
 
 
 def logsumexp(input_tensor, axis=None, keepdims=False):

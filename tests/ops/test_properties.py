@@ -31,8 +31,11 @@ from op_specs import (
     BINARY_SHAPES,
     SPECS,
     UNARY_SHAPES,
+    above_one,
     away_from_zero,
     between_steps,
+    inside_unit,
+    large,
     normal,
     positive,
     small,
@@ -80,6 +83,9 @@ UNARY = _harvest([(s,) for s in UNARY_SHAPES])
 BINARY = _harvest([tuple(pair) for pair in BINARY_SHAPES])
 # A non-smooth binary op is taken to kink where its arguments tie (checked by a test below).
 TIE_KINKED = frozenset({"maximum", "minimum"})
+# floordiv and floormod step where x / y is an integer: between_steps' dividend (never near 0)
+# over large's divisor (3..5) stays inside (-1, 1) and off 0.
+STEPPED = frozenset({"floordiv", "floormod"})
 
 # -- expression nodes ----------------------------------------------------------------------
 
@@ -174,8 +180,22 @@ def _between_steps(draw, node: Node) -> Node:
     return _shift(_scale(node, 0.1), 0.25 + draw(st.integers(-2, 2)))
 
 
+def _inside_unit(draw, node: Node) -> Node:
+    return _scale(node, 0.8)  # asin, acos, atanh: away from the ends of (-1, 1)
+
+
+def _above_one(draw, node: Node) -> Node:
+    low = float(np.min(node.value))
+    return node if low >= 1.2 else _shift(node, 1.2 - low)  # acosh: away from 1
+
+
+def _large(draw, node: Node) -> Node:
+    return _shift(_scale(node, 1.0), 4.0)  # a divisor in 3..5 (see op_specs.large)
+
+
 GUARDS = {normal: lambda draw, node: node, positive: _positive, small: _small,
-          away_from_zero: _away_from_zero, between_steps: _between_steps}
+          away_from_zero: _away_from_zero, between_steps: _between_steps,
+          inside_unit: _inside_unit, above_one: _above_one, large: _large}
 
 
 def _untie(draw, a: Node, b: Node) -> Node:
@@ -326,6 +346,35 @@ def _along_axis(name: str, fn):
     return build
 
 
+def _scan(name: str, fn):
+    def build(draw, rng, x: Node) -> Node:
+        axis = draw(st.integers(-x.value.ndim, x.value.ndim - 1))
+        exclusive, reverse = draw(st.booleans()), draw(st.booleans())
+        if name == "cumprod":  # its gradient divides by x
+            x = _away_from_zero(draw, _scale(x, 1.5))
+        return _node(lambda a: fn(a, axis=axis, exclusive=exclusive, reverse=reverse), [x],
+                     f"{name}({x.text}, axis={axis}, exclusive={exclusive}, "
+                     f"reverse={reverse})", [name])
+
+    return build
+
+
+def _sort(draw, rng, x: Node) -> Node:
+    """``sort`` (values taken along an axis by index), its values kept ``MARGIN`` apart along
+    the axis (a tie is a kink) by a ramp when they are closer."""
+    axis = draw(st.integers(-x.value.ndim, x.value.ndim - 1)) % x.value.ndim
+    ranked = np.sort(np.moveaxis(x.value, axis, -1), axis=-1)
+    if ranked.shape[-1] > 1 and np.min(np.diff(ranked, axis=-1)) < MARGIN:
+        n = x.shape[axis]
+        step = float(np.ptp(x.value)) + 2 * MARGIN
+        ramp = ((np.arange(n) * 7919) % n * step).reshape(
+            tuple(n if a == axis else 1 for a in range(x.value.ndim)))
+        x = _make(lambda a: a + ramp, [x], f"({x.text} + ramp)", ["add"])
+    direction = draw(st.sampled_from(["ASCENDING", "DESCENDING"]))
+    return _node(lambda a: gt.sort(a, axis=axis, direction=direction), [x],
+                 f"sort({x.text}, axis={axis}, direction={direction!r})", ["take_along_axis"])
+
+
 @gt.custom_gradient
 def wavy(x):
     """``x sin x`` with a hand-written rule (in gputape ops, so it has a second derivative)."""
@@ -447,6 +496,9 @@ ONE_CHILD = {
     "softmax": (_has_axes, _along_axis("softmax", gt.softmax)),
     "log_softmax": (_has_axes, _along_axis("log_softmax", gt.log_softmax)),
     "custom_gradient": (_always, _custom),
+    "cumsum": (_has_axes, _scan("cumsum", gt.cumsum)),
+    "cumprod": (lambda s: _has_axes(s) and max(s) <= 4, _scan("cumprod", gt.cumprod)),
+    "take_along_axis": (_has_axes, _sort),
 }
 TWO_CHILD = {
     **{name: (_always, _elementwise_binary(op)) for name, op in BINARY.items()},
@@ -460,7 +512,8 @@ COMPOSITES = {"reduce_logsumexp"}  # drawn, but made of other primitives (as in 
 DRAWN = {{"where_mask": "where"}.get(n, n)
          for n in [*ONE_CHILD, *TWO_CHILD] if n not in COMPOSITES}  # primitives called by name
 # Reached only through other ops' gradients, or through the fused route (the cpu-fused device).
-INTERNAL = {"scatter": "the gradient of getitem", "mul_grad": "fused route",
+INTERNAL = {"scatter": "the gradient of getitem",
+            "put_along_axis": "the gradient of take_along_axis (sort)", "mul_grad": "fused route",
             "mul_grad_pair": "fused route", "square_grad": "fused route",
             "pow_grad_x": "fused route", "pow_grad_p": "fused route"}
 
@@ -642,14 +695,16 @@ def test_every_kink_and_domain_has_a_guard():
             assert op.domains[0] in (away_from_zero, between_steps), (
                 f"{op.name}: where is its kink?")
     kinked = {op.name for op in BINARY.values() if not op.smooth}
-    assert kinked == TIE_KINKED, f"non-smooth binary ops whose kink is unknown: {kinked}"
+    assert kinked == TIE_KINKED | STEPPED, f"non-smooth binary ops whose kink is unknown: {kinked}"
+    for name in STEPPED:  # their steps are where x / y is an integer: the guards keep it off
+        assert BINARY[name].domains == (between_steps, large), name
 
 
 def test_drawn_expressions_reach_the_tables():
     seen: set = set()
     shapes: set = set()
 
-    @settings(PROPERTY_SETTINGS, max_examples=200)
+    @settings(PROPERTY_SETTINGS, max_examples=400)
     @given(case=cases())
     def collect(case):
         seen.update(case.root.ops)
