@@ -36,7 +36,9 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_uid", "__weakref__")
-    __array_ufunc__ = None  # NumPy defers to our reflected operators: np.float64(2) * x -> Tensor
+    # NumPy's protocols: until the op library installs its own (gputape.ops.numpy_protocol),
+    # NumPy defers to our reflected operators (np.float64(2) * x -> Tensor)
+    __array_ufunc__ = None
     __array_priority__ = 1000
 
     def __init__(self, value, dtype=None, device=None) -> None:

@@ -9,6 +9,7 @@ from . import elementwise as _elementwise
 from . import indexing as _indexing
 from . import linalg as _linalg
 from . import nn as _nn
+from . import numpy_protocol as _numpy_protocol
 from . import operators as _operators
 from . import reduction as _reduction
 from . import scan as _scan
@@ -29,6 +30,7 @@ from .special import *  # noqa: F403
 from .tile import *  # noqa: F403
 
 _operators.install()
+_numpy_protocol.install()
 
 __all__ = sorted({name for family in (_creation, _elementwise, _indexing, _linalg, _nn,
                                        _reduction, _scan, _shape, _sorting, _special, _tile)
