@@ -36,9 +36,12 @@ CUMSUM = defvjp(primitive("cumsum", _scan("cumsum", 0)),
 
 
 def _cumprod_grad(g, ans, x, axis, exclusive, reverse):
-    # TF's: cumsum(prod * g, the other way) / x (not defined where x is 0, as in TF)
+    # TF's: cumsum(prod * g, the other way) divided by x, 0 where x is 0 (div_no_nan: there
+    # the true gradient is not 0, but TF's formula cannot give it)
+    from .special import divide_no_nan
+
     total = apply(CUMSUM, ans * g, axis=axis, exclusive=exclusive, reverse=not reverse)
-    return total / x
+    return divide_no_nan(total, x)
 
 
 CUMPROD = defvjp(primitive("cumprod", _scan("cumprod", 1)), _cumprod_grad)
@@ -72,7 +75,8 @@ def cumsum(x, axis=0, exclusive=False, reverse=False):
 
 def cumprod(x, axis=0, exclusive=False, reverse=False):
     """Running product along ``axis`` (``exclusive`` and ``reverse`` as in :func:`cumsum`).
-    Its gradient divides by ``x``, so it is not defined where ``x`` is 0 (as TensorFlow's).
+    Its gradient divides by ``x``, and is 0 where ``x`` is 0 (TensorFlow's formula, which is
+    wrong there: the true gradient is not 0).
 
     >>> import gputape as gt
     >>> gt.cumprod([1.0, 2.0, 3.0]).numpy()

@@ -5,26 +5,48 @@ came from."""
 
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
+
+import numpy as np
 
 from ..core import dtypes
 from ..core.dispatch import apply
 from ..core.errors import ArgumentError
 from ..core.registry import defvjp, primitive
+from ..core.tensor import Tensor
 from ._axes import as_tensor, normalize_axis
 
 __all__ = ["argmax", "argmin", "argsort", "sort", "top_k"]
 
-ARGMAX = primitive("argmax", lambda xp, x, axis, dtype: xp.argmax(x, axis=axis).astype(dtype),
-                   ("input",), differentiable=False)
-ARGMIN = primitive("argmin", lambda xp, x, axis, dtype: xp.argmin(x, axis=axis).astype(dtype),
-                   ("input",), differentiable=False)
+def _extreme_index(name: str, skip_nan_as: float):
+    def forward(xp, x, axis, dtype):
+        if x.dtype.kind in "fc":  # TF skips NaN (all NaN: index 0); NumPy would pick the NaN
+            x = xp.where(xp.isnan(x), skip_nan_as, x)
+        return getattr(xp, name)(x, axis=axis).astype(dtype)
+
+    return forward
+
+
+ARGMAX = primitive("argmax", _extreme_index("argmax", -np.inf), ("input",),
+                   differentiable=False)
+ARGMIN = primitive("argmin", _extreme_index("argmin", np.inf), ("input",),
+                   differentiable=False)
 
 
 def _argsort_forward(xp, x, axis, descending):
-    # a stable sort of -x for the descending order keeps tied values in index order, as TF
-    keys = -x if descending else x
-    return xp.argsort(keys, axis=axis, kind="stable").astype(dtypes.int32)
+    """Stable, so tied values keep their index order (TF's). Descending floats sort -x (NaN
+    stays last); integers, whose negation wraps (unsigned, the minimum), sort the reversed
+    axis ascending and reverse back."""
+    if x.dtype.kind == "b":
+        x = x.astype(np.int8)
+    if not descending:
+        return xp.argsort(x, axis=axis, kind="stable").astype(dtypes.int32)
+    if x.dtype.kind in "fc":
+        return xp.argsort(-x, axis=axis, kind="stable").astype(dtypes.int32)
+    n = x.shape[axis]
+    order = xp.argsort(xp.flip(x, axis), axis=axis, kind="stable")
+    return (n - 1 - xp.flip(order, axis)).astype(dtypes.int32)
 
 
 ARGSORT = primitive("argsort", _argsort_forward, ("values",), differentiable=False)
@@ -63,11 +85,11 @@ def _one_axis(op: str, value, axis, arg: str = "input"):
     return x, normalize_axis(op, axis, x.ndim)
 
 
-def _output_type(op: str, output_type):
+def _output_type(op: str, output_type, arg: str = "output_type"):
     dtype = dtypes.as_dtype(output_type)
-    if dtype not in (dtypes.int32, dtypes.int64):
-        raise ArgumentError(f"{op}: output_type must be gt.int32 or gt.int64, got {dtype}; "
-                            f"hint: output_type=gt.int64 (TF's default)")
+    if dtype not in (dtypes.int16, dtypes.int32, dtypes.int64):
+        raise ArgumentError(f"{op}: {arg} must be gt.int16, gt.int32 or gt.int64, got "
+                            f"{dtype}; hint: {arg}=gt.int64")
     return dtype
 
 
@@ -126,10 +148,11 @@ def sort(values, axis=-1, direction="ASCENDING", name=None):
     return apply(TAKE, x, indices=order._data, axis=axis - x.ndim)
 
 
-def top_k(input, k=1, sorted=True, name=None):  # noqa: A002 - TensorFlow's names
-    """The ``k`` largest entries along the last axis and their indices (int32), largest
-    first; on ties the lower index first. Returns ``(values, indices)`` (also as attributes,
-    as TF's result).
+def top_k(input, k=1, sorted=True, index_type=dtypes.int32, name=None):  # noqa: A002 - TF's
+    """The ``k`` largest entries along the last axis and their indices (``index_type``),
+    largest first (also with ``sorted=False``, whose order TF leaves unspecified); on ties
+    the lower index first. Returns ``(values, indices)`` (also as attributes, as TF's
+    result).
 
     >>> import gputape as gt
     >>> gt.top_k([1.0, 5.0, 3.0, 5.0], k=2).indices.numpy()
@@ -137,9 +160,14 @@ def top_k(input, k=1, sorted=True, name=None):  # noqa: A002 - TensorFlow's name
     """
     x, axis = _one_axis("top_k", input, -1)
     n = x.shape[-1]
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
+    if isinstance(k, Tensor) and k.ndim == 0 and k.dtype.kind in "iu":
+        k = int(k.numpy())
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k <= n:
         raise ArgumentError(f"top_k: k={k!r} must be an int in 0..{n} (the last axis of "
                             f"input, shape {x.shape}); hint: k <= input.shape[-1]")
     order = apply(ARGSORT, x, axis=axis, descending=True)
-    indices = order[..., :k]
-    return TopK(apply(TAKE, x, indices=indices._data, axis=-1), indices)
+    indices = order[..., :int(k)]
+    values = apply(TAKE, x, indices=indices._data, axis=-1)
+    index_type = _output_type("top_k", index_type, "index_type")
+    return TopK(values, indices if index_type == dtypes.int32 else Tensor._wrap(
+        indices._data.astype(index_type)))

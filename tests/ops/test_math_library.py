@@ -157,3 +157,45 @@ def test_nan_and_inf_tests(device):
     assert gt.is_nan(x).numpy().tolist() == [False, True, False, False]
     assert gt.is_inf(x).numpy().tolist() == [False, False, True, True]
     assert gt.is_finite(x).numpy().tolist() == [True, False, False, False]
+
+
+# -- cases found comparing with TensorFlow 2.21 side by side (its values copied here) ---------
+
+
+def test_descending_order_of_unsigned_and_minimum_integers_is_tfs():
+    """TF 2.21: sort(DESCENDING) of uint8 [[3,1,0,2,3],[1,1,1,0,7]] is [[3,3,2,1,0],
+    [7,1,1,1,0]], argsort [[0,4,3,1,2],[4,0,1,2,3]]; int32 keeps its minimum last (a negation
+    would wrap around)."""
+    x = np.array([[3, 1, 0, 2, 3], [1, 1, 1, 0, 7]], np.uint8)
+    assert gt.sort(x, direction="DESCENDING").numpy().tolist() == [[3, 3, 2, 1, 0],
+                                                                   [7, 1, 1, 1, 0]]
+    assert gt.argsort(x, direction="DESCENDING").numpy().tolist() == [[0, 4, 3, 1, 2],
+                                                                      [4, 0, 1, 2, 3]]
+    assert gt.top_k(x, 3).indices.numpy().tolist() == [[0, 4, 3], [4, 0, 1]]
+    low = -2**31
+    y = np.array([0, low, 2**31 - 1, -1, 5, low], np.int32)
+    assert gt.sort(y, direction="DESCENDING").numpy().tolist() == [2**31 - 1, 5, 0, -1, low, low]
+
+
+def test_argmax_and_argmin_skip_nan_as_tf():
+    """TF 2.21's CPU kernels: argmax([1, nan, 3, 2]) = 2, argmin([inf, nan, -inf, 1]) = 2, and
+    0 when every value is NaN (NumPy would return the first NaN)."""
+    assert int(gt.argmax([1.0, math.nan, 3.0, 2.0])) == 2
+    assert int(gt.argmin([math.inf, math.nan, -math.inf, 1.0])) == 2
+    assert int(gt.argmax([math.nan, math.nan])) == 0
+
+
+def test_cumprod_gradient_is_zero_where_x_is_zero_as_tf():
+    """TF 2.21 divides with div_no_nan: at x = [2, 0, 3, 4] the gradient of sum(cumprod(x))
+    is [1, 0, 0, 0] (the true one, 2 + 6 + 24 = 32 at the zero, is beyond its formula)."""
+    x = gt.constant([2.0, 0.0, 3.0, 4.0])
+    with gt.GradientTape() as tape:
+        tape.watch(x)
+        y = gt.reduce_sum(gt.cumprod(x))
+    assert tape.gradient(y, x).numpy().tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_top_k_takes_numpy_and_tensor_ints_and_an_index_type():
+    found = gt.top_k([1.0, 5.0, 3.0], k=np.int64(2), index_type=gt.int64)
+    assert found.indices.dtype == gt.int64 and found.indices.numpy().tolist() == [1, 2]
+    assert gt.top_k([1.0, 5.0, 3.0], k=gt.constant(1)).values.numpy().tolist() == [5.0]
