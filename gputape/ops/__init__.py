@@ -4,6 +4,7 @@ Each family module lists its public ops in ``__all__``; together they are the op
 so a new op is its declaration and its name there.
 """
 
+from . import activations as _activations
 from . import creation as _creation
 from . import elementwise as _elementwise
 from . import indexing as _indexing
@@ -17,6 +18,7 @@ from . import shape as _shape
 from . import sorting as _sorting
 from . import special as _special
 from . import tile as _tile
+from .activations import *  # noqa: F403
 from .creation import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
@@ -32,6 +34,6 @@ from .tile import *  # noqa: F403
 _operators.install()
 _numpy_protocol.install()
 
-__all__ = sorted({name for family in (_creation, _elementwise, _indexing, _linalg, _nn,
-                                       _reduction, _scan, _shape, _sorting, _special, _tile)
-                  for name in family.__all__})
+FAMILIES = (_activations, _creation, _elementwise, _indexing, _linalg, _nn, _reduction, _scan,
+            _shape, _sorting, _special, _tile)
+__all__ = sorted({name for family in FAMILIES for name in family.__all__})
