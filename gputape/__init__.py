@@ -9,7 +9,7 @@
 6.0
 """
 
-from . import autodiff, math, nn, random
+from . import autodiff, linalg, math, nn, random
 from . import ops as _ops
 from .autodiff.custom_gradient import custom_gradient, recompute_grad
 from .autodiff.explain import UnconnectedGradientWarning
@@ -97,6 +97,6 @@ __all__ = [
     "nn", "optimizers", "save", "ShapeError", "TapeError", "TapeTypeError", "TapeValueError",
     "Tensor", "testing", "uint8", "UnconnectedGradients", "UnconnectedGradientWarning",
     "value_and_grad", "value_and_gradients_function", "vjp", "jvp", "jacfwd", "jacobian",
-    "Variable", "autodiff", "math", "random", "recompute_grad", "vectorized_map",
+    "Variable", "autodiff", "linalg", "math", "random", "recompute_grad", "vectorized_map",
     *_ops.__all__,
 ]

@@ -51,6 +51,17 @@ def above_one(rng, shape):
     return rng.uniform(1.2, 3.0, shape)
 
 
+def well_conditioned(rng, shape):
+    """Square matrices near twice the identity: far from singular."""
+    return 2 * np.eye(shape[-1]) + 0.3 * rng.standard_normal(shape)
+
+
+def _spd(a):
+    """A symmetric positive definite matrix made of ``a`` (differentiably): a a^T + 3 I."""
+    n = a.shape[-1]
+    return gt.matmul(a, a, transpose_b=True) + 3.0 * gt.eye(n, dtype=a.dtype)
+
+
 def large(rng, shape):
     """In 3..5: a divisor of floordiv and floormod there, with a dividend between steps (in
     -2.85..2.35, never near 0), keeps the quotient's floor away from its jumps."""
@@ -160,6 +171,26 @@ SPECS: "dict[str, Spec]" = {
                      (lambda x: gt.cumprod(x, axis=1, exclusive=True), ((3, 4),)),
                      (lambda x: gt.cumprod(x, axis=0, reverse=True, exclusive=True), ((3, 4),))],
                     (away_from_zero,)),
+    "einsum": Spec([(lambda a, b: gt.einsum("ij,jk->ik", a, b), ((2, 3), (3, 4))),
+                    (lambda a, b: gt.einsum("bi,bi->b", a, b), ((3, 4), (3, 4))),
+                    (lambda a, b: gt.einsum("ij,k->ikj", a, b), ((2, 3), (2,))),
+                    (lambda a, b: gt.einsum("ijk,j->", a, b), ((2, 3, 2), (3,)))]),
+    "einsum_1": Spec([(lambda a: gt.einsum("ij->ji", a), ((2, 3),)),
+                      (lambda a: gt.einsum("ijk->j", a), ((2, 3, 2),))]),
+    "diag_part": Spec([(gt.linalg.diag_part, ((3, 3),)), (gt.linalg.diag_part, ((2, 4, 3),)),
+                       (gt.linalg.trace, ((2, 3, 3),))]),
+    "matrix_diag": Spec([(gt.linalg.diag, ((3,),)), (gt.linalg.diag, ((2, 2),))]),
+    "inv": Spec([(gt.linalg.inv, ((3, 3),)), (gt.linalg.inv, ((2, 2, 2),))], (well_conditioned,)),
+    "solve": Spec([(gt.linalg.solve, ((3, 3), (3, 2))), (gt.linalg.solve, ((2, 2, 2), (2, 2, 1)))],
+                  (well_conditioned, normal)),
+    "det": Spec([(gt.linalg.det, ((3, 3),)), (gt.linalg.det, ((2, 2, 2),))], (well_conditioned,)),
+    "logabsdet": Spec([(lambda a: gt.linalg.slogdet(a)[1], ((3, 3),))], (well_conditioned,)),
+    "cholesky": Spec([(lambda a: gt.linalg.cholesky(_spd(a)), ((3, 3),)),
+                      (lambda a: gt.linalg.cholesky(_spd(a)), ((2, 2, 2),))]),
+    "triangular_solve": Spec(
+        [(lambda a, b: gt.linalg.triangular_solve(a, b), ((3, 3), (3, 2))),
+         (lambda a, b: gt.linalg.triangular_solve(a, b, lower=False, adjoint=True),
+          ((3, 3), (3, 1)))], (well_conditioned, normal)),
     # (sort and top_k take their values by index: take_along_axis; its transpose put_along_axis)
     "take_along_axis": Spec([(gt.sort, ((6,),)),
                              (lambda x: gt.sort(x, axis=0, direction="DESCENDING"), ((4, 3),)),

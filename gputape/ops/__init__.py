@@ -6,6 +6,7 @@ so a new op is its declaration and its name there.
 
 from . import activations as _activations
 from . import creation as _creation
+from . import decompositions as _decompositions
 from . import elementwise as _elementwise
 from . import indexing as _indexing
 from . import linalg as _linalg
@@ -20,6 +21,7 @@ from . import special as _special
 from . import tile as _tile
 from .activations import *  # noqa: F403
 from .creation import *  # noqa: F403
+from .decompositions import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .linalg import *  # noqa: F403
@@ -34,6 +36,6 @@ from .tile import *  # noqa: F403
 _operators.install()
 _numpy_protocol.install()
 
-FAMILIES = (_activations, _creation, _elementwise, _indexing, _linalg, _nn, _reduction, _scan,
-            _shape, _sorting, _special, _tile)
+FAMILIES = (_activations, _creation, _decompositions, _elementwise, _indexing, _linalg, _nn,
+            _reduction, _scan, _shape, _sorting, _special, _tile)
 __all__ = sorted({name for family in FAMILIES for name in family.__all__})

@@ -375,6 +375,30 @@ def _sort(draw, rng, x: Node) -> Node:
                  f"sort({x.text}, axis={axis}, direction={direction!r})", ["take_along_axis"])
 
 
+def _einsum_transpose(draw, rng, x: Node) -> Node:
+    letters = "abcd"[: x.value.ndim]
+    equation = f"{letters}->{letters[::-1]}"
+    return _node(lambda a: gt.einsum(equation, a), [x], f"einsum({equation!r}, {x.text})",
+                 ["einsum_1"])
+
+
+def _einsum_product(draw, rng, x: Node) -> Node:
+    """``x`` contracted over its last axis with a constant matrix."""
+    letters = "abcd"[: x.value.ndim]
+    w = rng.standard_normal((x.shape[-1], draw(st.integers(1, 3))))
+    equation = f"{letters},{letters[-1]}z->{letters[:-1]}z"
+    return _node(lambda a: gt.einsum(equation, a, w), [x], f"einsum({equation!r}, {x.text}, W)",
+                 ["einsum"])
+
+
+def _diag_part(draw, rng, x: Node) -> Node:
+    return _node(gt.linalg.diag_part, [x], f"diag_part({x.text})", ["diag_part"])
+
+
+def _diag(draw, rng, x: Node) -> Node:
+    return _node(gt.linalg.diag, [x], f"diag({x.text})", ["matrix_diag"])
+
+
 @gt.custom_gradient
 def wavy(x):
     """``x sin x`` with a hand-written rule (in gputape ops, so it has a second derivative)."""
@@ -499,6 +523,10 @@ ONE_CHILD = {
     "cumsum": (_has_axes, _scan("cumsum", gt.cumsum)),
     "cumprod": (lambda s: _has_axes(s) and max(s) <= 4, _scan("cumprod", gt.cumprod)),
     "take_along_axis": (_has_axes, _sort),
+    "einsum_1": (lambda s: 1 <= len(s) <= 4, _einsum_transpose),
+    "einsum": (lambda s: 1 <= len(s) <= 4 and _room(s), _einsum_product),
+    "diag_part": (lambda s: len(s) >= 2, _diag_part),
+    "matrix_diag": (lambda s: _has_axes(s) and math.prod(s) * s[-1] <= MAX_SIZE, _diag),
 }
 TWO_CHILD = {
     **{name: (_always, _elementwise_binary(op)) for name, op in BINARY.items()},
@@ -508,11 +536,15 @@ TWO_CHILD = {
     "softmax_cross_entropy_with_logits": (_has_axes, _cross_entropy),
 }
 
+SQUARE = ("well-conditioned square matrices: the spec table's cases (tests/op_specs.py), "
+          "not random expressions")
 COMPOSITES = {"reduce_logsumexp"}  # drawn, but made of other primitives (as in TF)
 DRAWN = {{"where_mask": "where"}.get(n, n)
          for n in [*ONE_CHILD, *TWO_CHILD] if n not in COMPOSITES}  # primitives called by name
 # Reached only through other ops' gradients, or through the fused route (the cpu-fused device).
-INTERNAL = {"scatter": "the gradient of getitem",
+INTERNAL = {"inv": SQUARE, "solve": SQUARE, "det": SQUARE, "logabsdet": SQUARE,
+            "cholesky": SQUARE, "triangular_solve": SQUARE,
+            "scatter": "the gradient of getitem",
             "put_along_axis": "the gradient of take_along_axis (sort)", "mul_grad": "fused route",
             "mul_grad_pair": "fused route", "square_grad": "fused route",
             "pow_grad_x": "fused route", "pow_grad_p": "fused route"}
