@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from ..core import dtypes
 from ..core.errors import ArgumentError, DTypeError
 from ..core.tensor import Tensor
@@ -19,9 +21,10 @@ from .elementwise import (
     greater,
     greater_equal,
     less,
+    less_equal,
     log1p,
-    logical_and,
     maximum,
+    minimum,
     negative,
     sigmoid,
     stop_gradient,
@@ -31,7 +34,7 @@ from .elementwise import (
 from .indexing import gather
 from .nn import log_softmax
 from .reduction import reduce_mean, reduce_sum
-from .special import erf, rsqrt, squared_difference
+from .special import erfc, rsqrt, squared_difference
 
 # At the top level (gt.one_hot, as tf.one_hot); the rest are gt.nn's (gputape/nn.py).
 __all__ = ["one_hot"]
@@ -65,7 +68,8 @@ def gelu(features, approximate=False):
     if approximate:
         inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
         return 0.5 * x * (1 + tanh(inner))
-    return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+    # (erfc(-x / sqrt 2) is 1 + erf(x / sqrt 2) without its cancellation for x << 0)
+    return 0.5 * x * erfc(x * (-1 / math.sqrt(2)))
 
 
 def leaky_relu(features, alpha=0.2):
@@ -80,14 +84,15 @@ def leaky_relu(features, alpha=0.2):
 
 
 def elu(features):
-    """``x`` where positive, ``exp(x) - 1`` elsewhere.
+    """``x`` where positive, ``exp(x) - 1`` elsewhere (at 0 the positive side's gradients,
+    as TF's).
 
     >>> import gputape as gt
     >>> round(float(gt.nn.elu(-1.0)), 6)
     -0.632121
     """
     x = _floating("elu", features)
-    return where(greater(x, 0), x, expm1(x))
+    return where(less(x, 0), expm1(minimum(x, 0)), x)  # (expm1 of x > 0 may overflow)
 
 
 def selu(features):
@@ -98,7 +103,7 @@ def selu(features):
     1.050701
     """
     x = _floating("selu", features)
-    return _SELU_SCALE * where(greater(x, 0), x, _SELU_ALPHA * expm1(x))
+    return _SELU_SCALE * where(less(x, 0), _SELU_ALPHA * expm1(minimum(x, 0)), x)
 
 
 def silu(features, beta=1.0):
@@ -123,8 +128,8 @@ def relu6(features):
     array([0., 3., 6.], dtype=float32)
     """
     x = _floating("relu6", features)
-    inside = logical_and(greater(x, 0), less(x, 6))
-    return where(inside, x, cast(where(greater_equal(x, 6), 6.0, 0.0), x.dtype))
+    return where(greater_equal(x, 6), cast(6.0, x.dtype),
+                 where(less_equal(x, 0), cast(0.0, x.dtype), x))  # (NaN stays NaN)
 
 
 def l2_normalize(x, axis=None, epsilon=1e-12):
@@ -149,7 +154,7 @@ def l2_loss(t):
     return reduce_sum(t * t) / 2
 
 
-def moments(x, axes, keepdims=False):
+def moments(x, axes, shift=None, keepdims=False, name=None):
     """The ``(mean, variance)`` of ``x`` over ``axes``; as TF's, the variance's gradient does
     not flow through the mean (it is computed around ``stop_gradient(mean)``).
 
@@ -159,13 +164,16 @@ def moments(x, axes, keepdims=False):
     (2.5, 1.25)
     """
     x = _floating("moments", x, "x")
+    if axes is None:
+        axes = list(range(x.ndim))
+    axes = [axes] if isinstance(axes, numbers.Integral) else [int(a) for a in axes]
     mean = reduce_mean(x, axes, keepdims=True)
     variance = reduce_mean(squared_difference(x, stop_gradient(mean)), axes, keepdims=True)
     if keepdims:
         return mean, variance
     from .shape import squeeze
 
-    axes = tuple(a % x.ndim for a in ([axes] if isinstance(axes, int) else axes))
+    axes = tuple(a % x.ndim for a in axes)
     return squeeze(mean, axes), squeeze(variance, axes)
 
 
@@ -224,6 +232,9 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None):
     0.693147
     """
     logits = _floating("sparse_softmax_cross_entropy_with_logits", logits, "logits")
+    if logits.ndim == 0:
+        raise ArgumentError("sparse_softmax_cross_entropy_with_logits: logits cannot be a "
+                            "scalar; hint: logits have a last axis of classes")
     labels = as_tensor("sparse_softmax_cross_entropy_with_logits", "labels", labels)
     if labels.dtype.kind not in "iu" or labels.shape != logits.shape[:-1]:
         raise ArgumentError(
@@ -263,9 +274,13 @@ def one_hot(indices, depth, on_value=None, off_value=None, axis=-1, dtype=None):
                          f"gt.cast(indices, gt.int32)")
     if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 0:
         raise ArgumentError(f"one_hot: depth must be a non-negative int, got {depth!r}")
-    if dtype is None:
-        given = on_value if on_value is not None else off_value
-        dtype = given.dtype if isinstance(given, Tensor) else dtypes.float32
+    if dtype is None:  # TF's: the on/off values' dtype (Python ints: int32), else float32
+        given = [v for v in (on_value, off_value) if v is not None]
+        dtype = dtypes.float32
+        if given:
+            first = given[0]
+            dtype = first.dtype if isinstance(first, (Tensor, np.generic)) else \
+                dtypes.weak_dtype([first])
     dtype = dtypes.as_dtype(dtype)
     xp = indices.device.xp
     ndim = indices.ndim + 1
@@ -299,22 +314,28 @@ def dropout(x, rate, noise_shape=None, seed=None):
                             f"of elements to drop")
     if rate == 0:
         return x
-    from .random import _global
+    from .random import _op_generator
 
     shape = x.shape if noise_shape is None else tuple(noise_shape)
-    keep = _global(seed).uniform(shape, dtype=x.dtype, device=x.device)
+    keep = _op_generator(seed).uniform(shape, dtype=x.dtype, device=x.device)
     mask = cast(greater_equal(keep, rate), x.dtype) * (1 / (1 - rate))
     return x * mask
 
 
 def embedding_lookup(params, ids):
-    """The rows of ``params`` picked by ``ids`` (``tf.nn.embedding_lookup`` with one table):
-    a gather along axis 0; the gradient adds up at repeated ids.
+    """The rows of ``params`` picked by ``ids`` (``tf.nn.embedding_lookup``): a gather along
+    axis 0, the gradient adding up at repeated ids. A list of tables is TF's shards, their
+    rows numbered in order ("div", for shards sized as TF partitions them).
 
     >>> import gputape as gt
-    >>> gt.nn.embedding_lookup([[1.0, 2.0], [3.0, 4.0]], [1, 1]).numpy()
+    >>> gt.nn.embedding_lookup(gt.constant([[1.0, 2.0], [3.0, 4.0]]), [1, 1]).numpy()
     array([[3., 4.],
            [3., 4.]], dtype=float32)
     """
+    if isinstance(params, (list, tuple)):  # TF's shards ("div": contiguous id ranges)
+        from .shape import concat
+
+        shards = [as_tensor("embedding_lookup", "params", p) for p in params]
+        params = concat(shards, 0) if len(shards) > 1 else shards[0]
     return gather(params, ids)
 

@@ -311,6 +311,7 @@ def set_seed(seed) -> None:
     True
     """
     _GLOBAL[0] = Generator.from_seed(seed)
+    _OP_SEEDED.clear()
 
 
 def get_global_generator() -> Generator:
@@ -318,13 +319,24 @@ def get_global_generator() -> Generator:
     return _GLOBAL[0]
 
 
+_OP_SEEDED: dict = {}  # op seed -> its generator, until the next set_seed
+
+
 def _global(seed) -> Generator:
-    """The global generator, or with an op-level ``seed`` a generator of the global key and
-    that seed (TF: an op seed makes the op repeat under a set global seed)."""
+    """The global generator, or with an op-level ``seed`` the generator of the global key and
+    that seed, which advances from call to call and starts over at :func:`set_seed` (TF's
+    eager op seeds: calls differ, a program repeats)."""
     if seed is None:
         return _GLOBAL[0]
-    key = _GLOBAL[0].key
-    return Generator((key[0] ^ (int(seed) & _MASK), key[1] ^ (int(seed) >> 32 & _MASK)))
+    found = _OP_SEEDED.get(int(seed))
+    if found is None:
+        key = _GLOBAL[0].key
+        found = _OP_SEEDED[int(seed)] = Generator(
+            (key[0] ^ (int(seed) & _MASK), key[1] ^ (int(seed) >> 32 & _MASK)))
+    return found
+
+
+_op_generator = _global
 
 
 def uniform(shape, minval=0, maxval=None, dtype=dtypes.float32, seed=None, device=None):

@@ -139,3 +139,60 @@ def test_bad_arguments_are_refused(call, error, words):
         call()
     for word in words:
         assert word in str(info.value), str(info.value)
+
+
+# -- cases found comparing with TensorFlow 2.21 side by side (its values copied here) ---------
+
+
+def test_elu_and_selu_gradients_stay_finite_for_large_inputs():
+    """TF 2.21: f'(100) is 1 for elu and 1.050701 for selu in float32 (the unused branch's
+    exp overflowing must not make it NaN); at 0 both take the positive side (selu'(0) =
+    1.050701, elu''(0) = 0)."""
+    for fn, slope in ((gt.nn.elu, 1.0), (gt.nn.selu, 1.0507009873554805)):
+        x = gt.constant([100.0, 1e4, 0.0])
+        with gt.GradientTape() as tape:
+            tape.watch(x)
+            y = gt.reduce_sum(fn(x))
+        np.testing.assert_allclose(tape.gradient(y, x).numpy(), [slope] * 3, rtol=1e-6)
+
+
+def test_relu6_keeps_nan_and_gelu_keeps_its_tail():
+    """TF 2.21: relu6(nan) is nan; gelu(-10.0) in float64 is -7.6199e-23 (1 + erf(x / sqrt 2)
+    would cancel to 0)."""
+    assert np.isnan(gt.nn.relu6([math.nan]).numpy()[0])
+    found = float(gt.nn.gelu(gt.constant(-10.0, dtype=gt.float64)))
+    assert found == pytest.approx(-7.619853e-23, rel=1e-6)
+
+
+def test_one_hot_takes_the_dtype_of_its_values_as_tf():
+    """TF 2.21: Python ints as on/off give int32, a NumPy float64 gives float64."""
+    assert gt.one_hot([0, 1], 2, on_value=5, off_value=-1).dtype == gt.int32
+    assert gt.one_hot([0], 2, on_value=np.float64(2.0)).dtype == gt.float64
+
+
+def test_moments_takes_tfs_signature_and_axes():
+    """TF's moments(x, axes, shift=None, keepdims=False): the third positional argument is
+    shift; axes may be None or an int."""
+    x = gt.constant([[1.0, 2.0], [3.0, 4.0]])
+    mean, variance = gt.nn.moments(x, [0], None, True)
+    assert mean.shape == (1, 2) and variance.shape == (1, 2)
+    assert float(gt.nn.moments(x, None)[0]) == 2.5 and gt.nn.moments(x, 1)[0].shape == (2,)
+
+
+def test_embedding_lookup_over_shards_numbers_their_rows_in_order():
+    """TF 2.21: two shards of 3 rows (rows 0..5), ids [0, 4] give rows 0 and 4."""
+    first = gt.constant([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    second = gt.constant([[6.0, 7.0], [8.0, 9.0], [10.0, 11.0]])
+    found = gt.nn.embedding_lookup([first, second], [0, 4])
+    assert found.numpy().tolist() == [[0.0, 1.0], [8.0, 9.0]]
+
+
+def test_an_op_seed_advances_between_calls_and_restarts_at_set_seed():
+    """TF 2.21 in eager mode: dropout(x, seed=5) twice gives two masks; after set_seed the
+    same two again."""
+    x = gt.ones((50,))
+    gt.random.set_seed(1)
+    a, b = gt.nn.dropout(x, 0.5, seed=5).numpy(), gt.nn.dropout(x, 0.5, seed=5).numpy()
+    assert not np.array_equal(a, b)
+    gt.random.set_seed(1)
+    assert np.array_equal(gt.nn.dropout(x, 0.5, seed=5).numpy(), a)
