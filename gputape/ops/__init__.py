@@ -5,6 +5,7 @@ so a new op is its declaration and its name there.
 """
 
 from . import activations as _activations
+from . import arrange as _arrange
 from . import creation as _creation
 from . import decompositions as _decompositions
 from . import elementwise as _elementwise
@@ -20,6 +21,7 @@ from . import sorting as _sorting
 from . import special as _special
 from . import tile as _tile
 from .activations import *  # noqa: F403
+from .arrange import *  # noqa: F403
 from .creation import *  # noqa: F403
 from .decompositions import *  # noqa: F403
 from .elementwise import *  # noqa: F403
@@ -36,6 +38,6 @@ from .tile import *  # noqa: F403
 _operators.install()
 _numpy_protocol.install()
 
-FAMILIES = (_activations, _creation, _decompositions, _elementwise, _indexing, _linalg, _nn,
-            _reduction, _scan, _shape, _sorting, _special, _tile)
+FAMILIES = (_activations, _arrange, _creation, _decompositions, _elementwise, _indexing,
+            _linalg, _nn, _reduction, _scan, _shape, _sorting, _special, _tile)
 __all__ = sorted({name for family in FAMILIES for name in family.__all__})
