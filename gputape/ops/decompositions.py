@@ -114,13 +114,26 @@ def tensordot(a, b, axes):
     >>> gt.linalg.tensordot(gt.ones((2, 3)), gt.ones((3, 4)), 1).shape
     (2, 4)
     """
+    from ._axes import normalize_axis
+
     a, b = as_tensor("tensordot", "a", a), as_tensor("tensordot", "b", b)
-    if isinstance(axes, numbers.Integral):
+    if isinstance(axes, numbers.Integral) and not isinstance(axes, bool):
+        if not 0 <= axes <= min(a.ndim, b.ndim):
+            raise ArgumentError(f"tensordot: axes={axes} must be in 0..{min(a.ndim, b.ndim)} "
+                                f"(the ranks are {a.ndim} and {b.ndim})")
         a_axes, b_axes = list(range(a.ndim - axes, a.ndim)), list(range(axes))
-    else:
+    elif isinstance(axes, (list, tuple)) and len(axes) == 2:
         a_axes, b_axes = ([x] if isinstance(x, numbers.Integral) else list(x) for x in axes)
-    a_axes = [x % a.ndim for x in a_axes]
-    b_axes = [x % b.ndim for x in b_axes]
+    else:
+        raise ArgumentError(f"tensordot: axes must be an int or a pair of axis lists, got "
+                            f"{axes!r}; hint: e.g. 1, or [[1], [0]]")
+    if len(a_axes) != len(b_axes):
+        raise ArgumentError(f"tensordot: {len(a_axes)} axis (axes) of a but {len(b_axes)} of "
+                            f"b; hint: contract them in pairs")
+    a_axes = [normalize_axis("tensordot", x, a.ndim) for x in a_axes]
+    b_axes = [normalize_axis("tensordot", x, b.ndim) for x in b_axes]
+    if len(set(a_axes)) != len(a_axes) or len(set(b_axes)) != len(b_axes):
+        raise ArgumentError(f"tensordot: an axis is named twice in {axes!r}")
     letters = iter(string.ascii_letters)
     a_subs = [next(letters) for _ in range(a.ndim)]
     b_subs = [None] * b.ndim
@@ -204,6 +217,8 @@ def band_part(input, num_lower, num_upper):  # noqa: A002 - TensorFlow's name
            [0., 0., 1.]], dtype=float32)
     """
     x = _matrices("band_part", input)
+    num_lower, num_upper = (int(v.numpy()) if hasattr(v, "numpy") else int(v)
+                            for v in (num_lower, num_upper))
     xp = x.device.xp
     rows, cols = x.shape[-2:]
     offset = xp.arange(cols)[None, :] - xp.arange(rows)[:, None]  # column - row
@@ -213,8 +228,9 @@ def band_part(input, num_lower, num_upper):  # noqa: A002 - TensorFlow's name
     if num_upper >= 0:
         keep &= offset <= num_upper
     from ..core.tensor import Tensor
+    from .elementwise import where
 
-    return x * Tensor._wrap(keep.astype(x.dtype))
+    return where(Tensor._wrap(keep), x, 0)  # (a where: inf or NaN outside the band gives 0)
 
 
 def adjoint(matrix):
@@ -264,7 +280,7 @@ defvjp(DET, lambda g, ans, a: expand_dims(expand_dims(g * ans, -1), -1)
 
 LOGABSDET = primitive("logabsdet", lambda xp, a: xp.linalg.slogdet(a)[1], ("input",),
                       float_only=True)
-defvjp(LOGABSDET, lambda g, ans, a: expand_dims(expand_dims(g, -1), -1)
+defvjp(LOGABSDET, lambda g, ans, a: expand_dims(expand_dims(cast(g, a.dtype), -1), -1)
        * matrix_transpose(inv(a)))
 
 
@@ -276,20 +292,33 @@ CHOLESKY = primitive("cholesky", _cholesky_forward, ("input",), float_only=True,
                      hint="the matrix is not symmetric positive definite")
 
 
+def _in_tf_convention(rule):
+    """A rule written as TF's (adjoints, for TF's conjugated complex gradients) in the walk's
+    unconjugated convention: the cotangent goes in conjugated and the gradients come out
+    conjugated (a no-op for real tensors; see gputape.autodiff.backward._conj)."""
+    def unconjugated(g, ans, *inputs, **params):
+        if g.dtype.kind != "c":
+            return rule(g, ans, *inputs, **params)
+        found = rule(conj(g), ans, *inputs, **params)
+        return conj(found) if found.dtype.kind == "c" else found
+
+    return unconjugated
+
+
 def _cholesky_grad(g, ans, a):
-    """TF's CholeskyGrad (Murray 2016): with L the factor, Phi(L^T g) (the lower triangle,
-    its diagonal halved) between L^-T and L^-1, symmetrized and halved."""
+    """TF's CholeskyGrad (Murray 2016): with L the factor, Phi(L^H g) (the lower triangle,
+    its diagonal halved) between L^-H and L^-1, made Hermitian and halved."""
     n = a.shape[-1]
     from .creation import eye
 
     l_inverse = triangular_solve(ans, eye(n, dtype=a.dtype, device=a.device), lower=True)
-    middle = matmul(ans, g, transpose_a=True)
+    middle = matmul(adjoint(ans), g)
     middle = band_part(middle, -1, 0) - 0.5 * _place_diagonal(diag_part(middle), n, n)
-    grad = matmul(matmul(l_inverse, middle, transpose_a=True), l_inverse)
-    return 0.5 * (grad + matrix_transpose(grad))
+    grad = matmul(matmul(adjoint(l_inverse), middle), l_inverse)
+    return 0.5 * (grad + adjoint(grad))
 
 
-defvjp(CHOLESKY, _cholesky_grad)
+defvjp(CHOLESKY, _in_tf_convention(_cholesky_grad))
 
 
 def _triangular_forward(xp, a, b, lower, adjoint):
@@ -310,14 +339,15 @@ def _triangular_grad_rhs(g, ans, a, b, lower, adjoint):
 
 
 def _triangular_grad_matrix(g, ans, a, b, lower, adjoint):
-    # TF's: -grad_b x^T (x grad_b^T with adjoint), kept to the triangle the solve reads
+    # TF's: -grad_b x^H (x grad_b^H with adjoint), kept to the triangle the solve reads
     grad_b = _triangular_grad_rhs(g, ans, a, b, lower, adjoint)
-    full = -(matmul(ans, grad_b, transpose_b=True) if adjoint
-             else matmul(grad_b, ans, transpose_b=True))
+    full = -(matmul(ans, globals()["adjoint"](grad_b)) if adjoint
+             else matmul(grad_b, globals()["adjoint"](ans)))
     return band_part(full, -1, 0) if lower else band_part(full, 0, -1)
 
 
-defvjp(TRIANGULAR_SOLVE, _triangular_grad_matrix, _triangular_grad_rhs)
+defvjp(TRIANGULAR_SOLVE, _in_tf_convention(_triangular_grad_matrix),
+       _in_tf_convention(_triangular_grad_rhs))
 
 
 def inv(input, adjoint=False):  # noqa: A002 - TensorFlow's names
@@ -440,9 +470,17 @@ def norm(tensor, ord="euclidean", axis=None, keepdims=False):  # noqa: A002 - TF
     (5.0, 7.0)
     """
     x = as_tensor("norm", "tensor", tensor)
-    matrix = isinstance(axis, (tuple, list)) and len(axis) == 2
+    from ._axes import normalize_axis
+
+    if isinstance(axis, (tuple, list)) and len(axis) not in (1, 2):
+        raise ArgumentError(f"norm: axis must be None, an int or a pair of ints, got {axis!r}")
+    if isinstance(axis, (tuple, list)) and len(axis) == 1:
+        axis = axis[0]
+    matrix = isinstance(axis, (tuple, list))
     if matrix:
-        rows, cols = (a % x.ndim for a in axis)
+        rows, cols = (normalize_axis("norm", a, x.ndim) for a in axis)
+        if rows == cols:
+            raise ArgumentError(f"norm: the two axes of a matrix norm must differ, got {axis}")
         if ord in ("fro", "euclidean"):
             out = sqrt(reduce_sum(_abs_squared(x), axis=(rows, cols), keepdims=True))
         elif ord == 1:
@@ -461,7 +499,7 @@ def norm(tensor, ord="euclidean", axis=None, keepdims=False):  # noqa: A002 - TF
             rank = x.ndim
             x = reshape(x, (-1,))
             axis = 0
-        reduced = (axis % x.ndim,)
+        reduced = (normalize_axis("norm", axis, x.ndim),)
         if ord in ("euclidean", 2, 2.0):
             out = sqrt(reduce_sum(_abs_squared(x), axis=reduced, keepdims=True))
         elif ord == 1:

@@ -98,3 +98,28 @@ def test_bad_arguments_are_refused(call, error, words):
         call()
     for word in words:
         assert word in str(info.value), str(info.value)
+
+
+# -- cases found comparing with TensorFlow 2.21 side by side ----------------------------------
+
+
+@pytest.mark.parametrize("call", [
+    lambda: gt.tensordot(gt.ones((2, 3)), gt.ones((3, 4)), -1),
+    lambda: gt.tensordot(gt.ones((2, 3)), gt.ones((3, 3)), ([1], [0, 1])),
+    lambda: gt.tensordot(gt.ones((2, 3)), gt.ones((3, 4)), ([1, 1], [0, 0])),
+    lambda: gt.tensordot(gt.ones((2, 3)), gt.ones((3, 4)), ([5], [0])),
+    lambda: gt.norm(gt.ones((3, 4)), axis=5),
+    lambda: gt.norm(gt.ones((3, 4)), axis=(0, 5)),
+    lambda: gt.norm(gt.ones(3), axis=1),
+])
+def test_invalid_axes_are_refused_as_tf(call):
+    """TF 2.21 raises for each (gputape computed a wrong result silently before)."""
+    with pytest.raises(ValueError):
+        call()
+
+
+def test_band_part_zeroes_inf_and_nan_outside_the_band():
+    """TF 2.21: band_part([[1, inf], [nan, 2]], 0, 0) is [[1, 0], [0, 2]]."""
+    x = gt.constant([[1.0, np.inf], [np.nan, 2.0]])
+    assert gt.linalg.band_part(x, 0, 0).numpy().tolist() == [[1.0, 0.0], [0.0, 2.0]]
+    assert gt.linalg.band_part(x, gt.constant(-1), gt.constant(0)).numpy()[1, 0] != 0
