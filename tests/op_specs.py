@@ -191,6 +191,18 @@ SPECS: "dict[str, Spec]" = {
         [(lambda a, b: gt.linalg.triangular_solve(a, b), ((3, 3), (3, 2))),
          (lambda a, b: gt.linalg.triangular_solve(a, b, lower=False, adjoint=True),
           ((3, 3), (3, 1)))], (well_conditioned, normal)),
+    # (a convolution gathers windows, extract_patches, and its gradient adds them back)
+    "extract_patches": Spec([
+        (lambda x, w: gt.nn.conv2d(x, w, 1, "VALID"), ((2, 4, 4, 2), (3, 3, 2, 3))),
+        (lambda x, w: gt.nn.conv2d(x, w, 2, "SAME"), ((1, 5, 5, 1), (3, 3, 1, 2))),
+        (lambda x, w: gt.nn.conv2d(x, w, 1, "SAME", dilations=2), ((1, 5, 4, 1), (2, 2, 1, 1))),
+        (lambda x: gt.nn.max_pool2d(x, 2, 2, "VALID"), ((1, 4, 4, 2),)),
+        (lambda x: gt.nn.avg_pool2d(x, 3, 2, "SAME"), ((1, 5, 5, 1),))]),
+    "patches_transpose": Spec([
+        (lambda x, w: gt.nn.conv2d_transpose(x, w, (1, 5, 5, 2), 2, "SAME"),
+         ((1, 3, 3, 1), (3, 3, 2, 1))),
+        (lambda x, w: gt.nn.conv2d_transpose(x, w, (2, 4, 4, 1), 1, "VALID"),
+         ((2, 2, 2, 3), (3, 3, 1, 3)))]),
     # (sort and top_k take their values by index: take_along_axis; its transpose put_along_axis)
     "take_along_axis": Spec([(gt.sort, ((6,),)),
                              (lambda x: gt.sort(x, axis=0, direction="DESCENDING"), ((4, 3),)),

@@ -6,6 +6,7 @@ so a new op is its declaration and its name there.
 
 from . import activations as _activations
 from . import arrange as _arrange
+from . import convolution as _convolution
 from . import creation as _creation
 from . import decompositions as _decompositions
 from . import elementwise as _elementwise
@@ -38,6 +39,6 @@ from .tile import *  # noqa: F403
 _operators.install()
 _numpy_protocol.install()
 
-FAMILIES = (_activations, _arrange, _creation, _decompositions, _elementwise, _indexing,
-            _linalg, _nn, _reduction, _scan, _shape, _sorting, _special, _tile)
+FAMILIES = (_activations, _arrange, _convolution, _creation, _decompositions, _elementwise,
+            _indexing, _linalg, _nn, _reduction, _scan, _shape, _sorting, _special, _tile)
 __all__ = sorted({name for family in FAMILIES for name in family.__all__})

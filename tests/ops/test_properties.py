@@ -538,11 +538,14 @@ TWO_CHILD = {
 
 SQUARE = ("well-conditioned square matrices: the spec table's cases (tests/op_specs.py), "
           "not random expressions")
+IMAGES = ("4-d images and filters: the spec table's convolutions and pools, not random "
+          "expressions")
 COMPOSITES = {"reduce_logsumexp"}  # drawn, but made of other primitives (as in TF)
 DRAWN = {{"where_mask": "where"}.get(n, n)
          for n in [*ONE_CHILD, *TWO_CHILD] if n not in COMPOSITES}  # primitives called by name
 # Reached only through other ops' gradients, or through the fused route (the cpu-fused device).
-INTERNAL = {"inv": SQUARE, "solve": SQUARE, "det": SQUARE, "logabsdet": SQUARE,
+INTERNAL = {"extract_patches": IMAGES, "patches_transpose": IMAGES,
+            "inv": SQUARE, "solve": SQUARE, "det": SQUARE, "logabsdet": SQUARE,
             "cholesky": SQUARE, "triangular_solve": SQUARE,
             "scatter": "the gradient of getitem",
             "put_along_axis": "the gradient of take_along_axis (sort)", "mul_grad": "fused route",
