@@ -85,6 +85,30 @@ def _torch_builders(device: str):
 
         return run
 
+    def cnn_step(size, rng):
+        from .workloads import cnn_data
+
+        images, labels, values = cnn_data(rng)
+        images, labels = t(np.transpose(images, (0, 3, 1, 2))), t(labels)  # NCHW
+        c1, b1, c2, b2, w, b = values
+        params = [t(np.transpose(c1, (3, 2, 0, 1)), True), t(b1, True),
+                  t(np.transpose(c2, (3, 2, 0, 1)), True), t(b2, True), t(w, True), t(b, True)]
+        opt = torch.optim.SGD(params, lr=0.01)
+        f = torch.nn.functional
+
+        def run():
+            k1, d1, k2, d2, dense, bias = params
+            h = f.max_pool2d(torch.relu(f.conv2d(images, k1, d1, padding="same")), 2)
+            h = f.max_pool2d(torch.relu(f.conv2d(h, k2, d2, padding="same")), 2)
+            logits = h.permute(0, 2, 3, 1).reshape(64, 784) @ dense + bias
+            loss = -(labels * torch.log_softmax(logits, -1)).sum(-1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return run
+
     def third_derivative(size, rng):
         x = t(np.linspace(-2 * np.pi, 2 * np.pi, 1000, dtype=np.float32), True)
 
@@ -114,7 +138,7 @@ def _torch_builders(device: str):
         "elementwise_grad": two_input(lambda x, y: (x * y + x**3 * torch.sin(y)).sum()),
         "sum_xy": two_input(lambda x, y: (x * y).sum()),
         "sum_pow": sum_pow, "mlp_step": mlp_step, "third_derivative": third_derivative,
-        "hessian_64": hessian_64, "jacobian_256": jacobian_256,
+        "hessian_64": hessian_64, "jacobian_256": jacobian_256, "cnn_step": cnn_step,
     }, sync
 
 
@@ -224,6 +248,28 @@ def _tf_builders(device: str):
 
         return run
 
+    def cnn_step(size, rng):
+        from .workloads import cnn_data
+
+        images, labels, values = cnn_data(rng)
+        images, labels = tf.constant(images), tf.constant(labels)
+        params = [tf.Variable(v) for v in values]
+        opt = tf.keras.optimizers.SGD(learning_rate=0.01)
+
+        def run():
+            c1, b1, c2, b2, w, b = params
+            with tf.GradientTape() as tape:
+                h = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(images, c1, 1, "SAME") + b1),
+                                     2, 2, "VALID")
+                h = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(h, c2, 1, "SAME") + b2),
+                                     2, 2, "VALID")
+                logits = tf.reshape(h, (64, 784)) @ w + b
+                loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels, logits))
+            opt.apply_gradients(zip(tape.gradient(loss, params), params))
+            return loss
+
+        return run
+
     def third_derivative(size, rng):
         x = tf.constant(np.linspace(-2 * np.pi, 2 * np.pi, 1000, dtype=np.float32))
 
@@ -284,7 +330,7 @@ def _tf_builders(device: str):
         "elementwise_grad": two_input(lambda x, y: tf.reduce_sum(x * y + x**3 * tf.sin(y))),
         "sum_xy": two_input(lambda x, y: tf.reduce_sum(x * y)),
         "sum_pow": sum_pow, "mlp_step": mlp_step, "third_derivative": third_derivative,
-        "hessian_64": hessian_64, "jacobian_256": jacobian_256,
+        "hessian_64": hessian_64, "jacobian_256": jacobian_256, "cnn_step": cnn_step,
     }, (lambda: None)
 
 

@@ -102,6 +102,42 @@ def _mlp_step(size, device, rng):
     return _keeping(run, images=images, labels=labels, w1=w1, b1=b1, w2=w2, b2=b2)
 
 
+def cnn_data(rng):
+    """cnn_step's batch and weights (shared with the peers): 64 images of 28 x 28 x 1, two
+    3 x 3 convolutions (8 and 16 channels), a 784 -> 10 dense layer."""
+    images = rng.uniform(0.0, 1.0, (64, 28, 28, 1)).astype(np.float32)
+    labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 64)]
+    params = [rng.normal(0, 0.3, (3, 3, 1, 8)).astype(np.float32),
+              np.full(8, 0.01, np.float32),
+              rng.normal(0, 0.1, (3, 3, 8, 16)).astype(np.float32),
+              np.full(16, 0.01, np.float32),
+              rng.normal(0, 0.05, (784, 10)).astype(np.float32),
+              np.full(10, 0.01, np.float32)]
+    return images, labels, params
+
+
+def _cnn_step(size, device, rng):
+    images, labels, values = cnn_data(rng)
+    images = gt.constant(images, device=device)
+    labels = gt.constant(labels, device=device)
+    params = [gt.Variable(v, device=device) for v in values]
+    opt = gt.optimizers.SGD(learning_rate=0.01)
+
+    def run():
+        c1, b1, c2, b2, w, b = params
+        with gt.GradientTape() as tape:
+            h = gt.nn.max_pool2d(gt.nn.relu(gt.nn.conv2d(images, c1, 1, "SAME") + b1),
+                                 2, 2, "VALID")
+            h = gt.nn.max_pool2d(gt.nn.relu(gt.nn.conv2d(h, c2, 1, "SAME") + b2), 2, 2, "VALID")
+            logits = gt.reshape(h, (64, 784)) @ w + b
+            loss = gt.reduce_mean(gt.nn.softmax_cross_entropy_with_logits(labels, logits))
+        opt.apply_gradients(zip(tape.gradient(loss, params), params))
+        return loss
+
+    names = ("c1", "b1", "c2", "b2", "w", "b")
+    return _keeping(run, images=images, labels=labels, **dict(zip(names, values)))
+
+
 def _third_derivative(size, device, rng):
     x = gt.constant(np.linspace(-2 * np.pi, 2 * np.pi, 1000, dtype=np.float32), device=device)
 
@@ -143,6 +179,8 @@ WORKLOADS = [
     Workload("sum_pow", "grad of reduce_sum(x**3) w.r.t. x", _sum_pow, bytes_per_element=8),
     Workload("mlp_step", "784-512-10 MLP, batch 256, one SGD step", _mlp_step, sized=False,
              fixed_size=256),
+    Workload("cnn_step", "two 3x3 conv + relu + 2x2 max pool, dense, softmax cross entropy; "
+             "batch 64 of 28x28x1, one SGD step", _cnn_step, sized=False, fixed_size=64),
     Workload("third_derivative", "d3/dx3 sin(x)^2 over 1,000 points (nested tapes)",
              _third_derivative, sized=False, fixed_size=1000),
     Workload("hessian_64", "Hessian of a 64-dim function (nested tapes + jacobian)", _hessian,

@@ -77,8 +77,10 @@ def _pair(op: str, name: str, value, data_format: str = "NHWC") -> "tuple[int, i
     return values
 
 
-def _padding(op: str, padding, size: "tuple[int, int]", ksize, strides, dilations):
-    """((top, bottom), (left, right)) for TF's 'SAME' or 'VALID', or explicit pairs."""
+def _padding(op: str, padding, size: "tuple[int, int]", ksize, strides, dilations,
+             data_format: str = "NHWC"):
+    """((top, bottom), (left, right)) for TF's 'SAME' or 'VALID', or explicit pairs (TF's four
+    in the data format's order, or the two spatial ones)."""
     if isinstance(padding, str):
         mode = padding.upper()
         if mode == "VALID":
@@ -94,7 +96,7 @@ def _padding(op: str, padding, size: "tuple[int, int]", ksize, strides, dilation
                             f"{padding!r}")
     pairs = [tuple(int(v) for v in p) for p in padding]
     if len(pairs) == 4:
-        pairs = pairs[1:3]
+        pairs = pairs[1:3] if data_format == "NHWC" else pairs[2:4]
     if len(pairs) != 2 or any(len(p) != 2 or min(p) < 0 for p in pairs):
         raise ArgumentError(f"{op}: explicit padding must be two (before, after) pairs for "
                             f"height and width (or TF's four), got {padding!r}")
@@ -143,7 +145,7 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None)
     strides = _pair("conv2d", "strides", strides, data_format)
     dilations = _pair("conv2d", "dilations", 1 if dilations is None else dilations,
                       data_format)
-    pads = _padding("conv2d", padding, x.shape[1:3], ksize, strides, dilations)
+    pads = _padding("conv2d", padding, x.shape[1:3], ksize, strides, dilations, data_format)
     x = _padded(x, pads)
     effective = [(k - 1) * d + 1 for k, d in zip(ksize, dilations)]
     if any(e > n for e, n in zip(effective, x.shape[1:3])):
@@ -175,12 +177,20 @@ def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None): 
         raise ShapeError(f"conv1d: input must be 3-d and filters (width, in, out), got "
                          f"{x.shape} and {w.shape}")
     four = "NHWC" if data_format == "NWC" else "NCHW"
-    stride = stride if isinstance(stride, numbers.Integral) else list(stride)[-2 if
-                                                                              four == "NHWC"
-                                                                              else -1]
-    dilation = 1 if dilations is None else (dilations if isinstance(dilations,
-                                                                    numbers.Integral)
-                                            else list(dilations)[0])
+
+    def width(value, name):  # an int, [w], or TF's 3-list in the data format's order
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        values = [int(v) for v in value]
+        if len(values) == 1:
+            return values[0]
+        if len(values) == 3:
+            return values[1] if data_format == "NWC" else values[2]
+        raise ArgumentError(f"conv1d: {name} must be an int, a 1-list or a 3-list, got "
+                            f"{value!r}")
+
+    stride = width(stride, "stride")
+    dilation = 1 if dilations is None else width(dilations, "dilations")
     y = conv2d(expand_dims(x, 1 if four == "NHWC" else 2), expand_dims(w, 0),
                strides=(1, int(stride)), padding=padding, data_format=four,
                dilations=(1, int(dilation)))
@@ -211,7 +221,8 @@ def conv2d_transpose(input, filters, output_shape, strides, padding="SAME",  # n
     strides = _pair("conv2d_transpose", "strides", strides, data_format)
     dilations = _pair("conv2d_transpose", "dilations", 1 if dilations is None else dilations,
                       data_format)
-    pads = _padding("conv2d_transpose", padding, shape[1:3], ksize, strides, dilations)
+    pads = _padding("conv2d_transpose", padding, shape[1:3], ksize, strides, dilations,
+                    data_format)
     padded = (shape[0], shape[1] + sum(pads[0]), shape[2] + sum(pads[1]), shape[3])
     n, oh, ow, o = x.shape
     expected = [(p - (k - 1) * d - 1) // s + 1 for p, k, s, d in
@@ -233,15 +244,31 @@ def _pool(op: str, value, ksize, strides, padding, data_format, fill):
     x = _nhwc(op, value, data_format)
     ksize = _pair(op, "ksize", ksize, data_format)
     strides = _pair(op, "strides", strides, data_format)
-    pads = _padding(op, padding, x.shape[1:3], ksize, strides, (1, 1))
+    pads = _padding(op, padding, x.shape[1:3], ksize, strides, (1, 1), data_format)
     padded = _padded(x, pads, fill)
     return x, pads, apply(PATCHES, padded, ksize=tuple(ksize), strides=strides,
                           dilations=(1, 1)), ksize, strides
 
 
+def _tiled(op: str, value, ksize, strides, padding, data_format):
+    """For windows that tile the input (strides = ksize, no padding needed): the input
+    reshaped to (N, OH, KH, OW, KW, C), a view (no windows copied), else None."""
+    x = _nhwc(op, value, data_format)
+    ksize = _pair(op, "ksize", ksize, data_format)
+    strides = _pair(op, "strides", strides, data_format)
+    h, w = x.shape[1:3]
+    if ksize != strides or h % ksize[0] or w % ksize[1]:
+        return None
+    if _padding(op, padding, (h, w), ksize, strides, (1, 1), data_format) != ((0, 0), (0, 0)):
+        return None
+    n, c = x.shape[0], x.shape[3]
+    return reshape(x, (n, h // ksize[0], ksize[0], w // ksize[1], ksize[1], c))
+
+
 def max_pool2d(input, ksize, strides, padding, data_format="NHWC"):  # noqa: A002
-    """The maximum of each window (``tf.nn.max_pool2d``); 'SAME' pads with -inf. Tied maxima
-    share the gradient equally (TF gives it all to the first).
+    """The maximum of each window (``tf.nn.max_pool2d``); 'SAME' pads with -inf. Where the
+    windows tile the input, the first of tied maxima gets the gradient (as TF's); overlapping
+    windows share it between ties.
 
     >>> import gputape as gt
     >>> x = gt.reshape(gt.range(16.0), (1, 4, 4, 1))
@@ -249,6 +276,19 @@ def max_pool2d(input, ksize, strides, padding, data_format="NHWC"):  # noqa: A00
     array([[ 5.,  7.],
            [13., 15.]], dtype=float32)
     """
+    tiles = _tiled("max_pool2d", input, ksize, strides, padding, data_format)
+    if tiles is not None:  # the windows' elements as strided slices, folded by maximum
+        from .elementwise import maximum
+
+        kh, kw = tiles.shape[2], tiles.shape[4]
+        x = reshape(tiles, (tiles.shape[0], tiles.shape[1] * kh, tiles.shape[3] * kw,
+                            tiles.shape[5]))
+        found = None
+        for i in range(kh):  # (maximum's tie rule: the first of tied maxima gets the gradient)
+            for j in range(kw):
+                part = x[:, i::kh, j::kw, :]
+                found = part if found is None else maximum(found, part)
+        return _back(found, data_format)
     _, _, patches, _, _ = _pool("max_pool2d", input, ksize, strides, padding, data_format,
                                 -math.inf)
     return _back(reduce_max(patches, axis=(3, 4)), data_format)
@@ -264,6 +304,11 @@ def avg_pool2d(input, ksize, strides, padding, data_format="NHWC"):  # noqa: A00
     array([[ 2.5,  4.5],
            [10.5, 12.5]], dtype=float32)
     """
+    tiles = _tiled("avg_pool2d", input, ksize, strides, padding, data_format)
+    if tiles is not None:
+        from .reduction import reduce_mean
+
+        return _back(reduce_mean(tiles, axis=(2, 4)), data_format)
     x, pads, patches, ksize, strides = _pool("avg_pool2d", input, ksize, strides, padding,
                                              data_format, 0.0)
     total = reduce_sum(patches, axis=(3, 4))

@@ -61,10 +61,32 @@ REFERENCES = {  # the workload's result from its inputs, in float64
     "sum_pow": lambda i: 3 * i["x"] ** 2,
     "mlp_step": lambda i: _mlp_losses(i["images"], i["labels"], i["w1"], i["b1"], i["w2"],
                                       i["b2"]),
+    "cnn_step": lambda i: _cnn_loss(i),
     "third_derivative": lambda i: -4 * np.sin(2 * i["x"]),
     "hessian_64": lambda i: _hessian(i["x"], i["a"]),
     "jacobian_256": lambda i: _jacobian(i["x"], i["w"]),
 }
+
+
+def _cnn_loss(i):
+    """cnn_step's first loss, in float64 NumPy (windows by NumPy's sliding_window_view)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    def conv_same(x, k, bias):
+        padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+        windows = sliding_window_view(padded, (3, 3), axis=(1, 2))  # N, H, W, C, 3, 3
+        return np.einsum("nhwcij,ijco->nhwo", windows, k) + bias
+
+    def pool(x):
+        n, h, w, c = x.shape
+        return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+    h = pool(np.maximum(conv_same(i["images"], i["c1"], i["b1"]), 0))
+    h = pool(np.maximum(conv_same(h, i["c2"], i["b2"]), 0))
+    logits = h.reshape(64, 784) @ i["w"] + i["b"]
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_soft = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return float(-(i["labels"] * log_soft).sum(-1).mean())
 
 
 def _smallest(workload) -> int:
@@ -84,6 +106,11 @@ def test_every_workload_has_a_reference():
 def test_workload_computes_its_description(workload):
     run = workload.build(_smallest(workload), "cpu", np.random.default_rng(0))
     want = REFERENCES[workload.name](_f64(run.inputs))
+    if workload.name == "cnn_step":  # a step: its loss, and the next one lower
+        first, second = float(run()), float(run())
+        _close(first, want, rtol=1e-5)
+        assert second < first
+        return
     if workload.name == "mlp_step":  # a step: the loss, then the loss the update leads to
         first, second = float(run()), float(run())
         _close(first, want[0], rtol=1e-5)

@@ -134,3 +134,30 @@ def test_the_product_runs_through_blas(monkeypatch):
     monkeypatch.setattr(convolution, "matmul", counting)
     gt.nn.conv2d(gt.ones((8, 28, 28, 1)), gt.ones((3, 3, 1, 16)), 1, "SAME")
     assert calls == [(8 * 28 * 28, 9)] and math.prod(calls[0]) == 8 * 28 * 28 * 9
+
+
+# -- cases found comparing with TensorFlow 2.21 side by side ----------------------------------
+
+
+def test_explicit_four_pairs_follow_the_data_format():
+    """TF's [[0, 0], [0, 0], [top, bottom], [left, right]] in NCHW pads height and width (it
+    was read in NHWC order)."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 7, 6, 3)), rng.standard_normal((3, 3, 3, 4))
+    nhwc = gt.nn.conv2d(x, w, 1, [[0, 0], [1, 2], [0, 1], [0, 0]]).numpy()
+    nchw = gt.nn.conv2d(np.transpose(x, (0, 3, 1, 2)), w, 1, [[0, 0], [0, 0], [1, 2], [0, 1]],
+                        data_format="NCHW").numpy()
+    assert nhwc.shape == (2, 8, 5, 4)
+    np.testing.assert_allclose(np.transpose(nchw, (0, 2, 3, 1)), nhwc, rtol=1e-12)
+
+
+def test_conv1d_takes_tfs_lists_for_stride_and_dilations():
+    """TF 2.21: dilations=[1, 2, 1] dilates (it was read as the batch entry); stride=[2]
+    works in NWC."""
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 9, 2)), rng.standard_normal((3, 2, 2))
+    listed = gt.nn.conv1d(x, w, stride=1, padding="VALID", dilations=[1, 2, 1]).numpy()
+    plain = gt.nn.conv1d(x, w, stride=1, padding="VALID", dilations=2).numpy()
+    assert listed.shape == (2, 5, 2) and np.array_equal(listed, plain)
+    assert gt.nn.conv1d(gt.ones((1, 5, 2)), gt.ones((1, 2, 2)), stride=[2],
+                        padding="SAME").shape == (1, 3, 2)
