@@ -78,11 +78,14 @@ from .ops.special import (
     is_inf,
     is_nan,
     log_sigmoid,
+    mod,
     reciprocal,
+    reciprocal_no_nan,
     rsqrt,
     sinh,
     squared_difference,
     xdivy,
+    xlog1py,
     xlogy,
 )
 
@@ -97,5 +100,5 @@ __all__ = [
     "reduce_logsumexp", "reduce_max", "reduce_mean", "reduce_min", "reduce_prod", "reduce_std",
     "reduce_sum", "reduce_variance", "round", "rsqrt", "sigmoid", "sign", "sin", "sinh",
     "softmax", "softplus", "sqrt", "square", "squared_difference", "subtract", "tan", "tanh",
-    "top_k", "xdivy", "xlogy",
+    "top_k", "xdivy", "xlog1py", "xlogy", "mod", "reciprocal_no_nan",
 ]

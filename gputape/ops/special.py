@@ -15,8 +15,9 @@ from .elementwise import cast, exp, negative, not_equal, softplus, sqrt, square
 
 __all__ = [
     "acos", "acosh", "asin", "asinh", "atan2", "atanh", "cosh", "divide_no_nan", "erf", "erfc",
-    "floordiv", "floormod", "is_finite", "is_inf", "is_nan", "log_sigmoid", "reciprocal",
-    "rsqrt", "sinh", "squared_difference", "xdivy", "xlogy",
+    "floordiv", "floormod", "is_finite", "is_inf", "is_nan", "log_sigmoid", "mod",
+    "reciprocal", "reciprocal_no_nan", "rsqrt", "sinh", "squared_difference", "xdivy", "xlog1py",
+    "xlogy",
 ]
 
 _TWO_OVER_ROOT_PI = 2.0 / math.sqrt(math.pi)
@@ -380,3 +381,35 @@ def is_finite(x):
     array([ True, False])
     """
     return unary(IS_FINITE, x)
+
+
+mod = floormod  # TF's alias (tf.math.mod)
+
+
+def reciprocal_no_nan(x):
+    """``1 / x``, 0 where ``x`` is 0 (and so is its gradient there, as TF's).
+
+    >>> import gputape as gt
+    >>> gt.reciprocal_no_nan([0.0, 4.0]).numpy()
+    array([0.  , 0.25], dtype=float32)
+    """
+    from ._axes import as_tensor
+    from .creation import ones_like
+
+    x = as_tensor("reciprocal_no_nan", "x", x)
+    return divide_no_nan(ones_like(x), x)
+
+
+def xlog1py(x, y):
+    """``x * log1p(y)``, 0 where ``x`` is 0 (whatever ``y``).
+
+    >>> import gputape as gt
+    >>> gt.xlog1py([0.0, 2.0], [-1.0, 0.0]).numpy()
+    array([0., 0.], dtype=float32)
+    """
+    from ._axes import as_tensor
+    from .elementwise import equal, log1p, where
+
+    x = as_tensor("xlog1py", "x", x)
+    zero = equal(x, 0)
+    return where(zero, 0.0, x * log1p(where(zero, 0.0, y)))

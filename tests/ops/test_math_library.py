@@ -199,3 +199,17 @@ def test_top_k_takes_numpy_and_tensor_ints_and_an_index_type():
     found = gt.top_k([1.0, 5.0, 3.0], k=np.int64(2), index_type=gt.int64)
     assert found.indices.dtype == gt.int64 and found.indices.numpy().tolist() == [1, 2]
     assert gt.top_k([1.0, 5.0, 3.0], k=gt.constant(1)).values.numpy().tolist() == [5.0]
+
+
+def test_reciprocal_no_nan_and_xlog1py(device):
+    """TF's: 1/x with 0 (and a 0 gradient) at x = 0; x log1p(y) with 0 where x = 0."""
+    x = gt.constant([0.0, 4.0])
+    with gt.GradientTape() as tape:
+        tape.watch(x)
+        r = gt.reciprocal_no_nan(x)
+    assert r.numpy().tolist() == [0.0, 0.25]
+    assert tape.gradient(r, x).numpy().tolist() == [0.0, -1 / 16]
+    assert gt.xlog1py([0.0, 2.0], [-1.0, math.e - 1]).numpy().tolist() == pytest.approx([0, 2])
+    gt.testing.check_gradients(gt.xlog1py, np.array([0.5, -1.5]), np.array([0.3, 2.0]),
+                               order=2, rtol=1e-6, atol=1e-8)
+    assert gt.math.mod is gt.floormod

@@ -18,7 +18,8 @@ TF_MATH = [
     "reduce_prod", "reduce_sum", "round", "rsqrt", "sigmoid", "sign", "sin", "sinh", "softmax",
     "softplus", "sqrt", "square", "squared_difference", "subtract", "tan", "tanh", "xdivy",
     "xlogy", "argmax", "argmin", "cumprod", "cumsum", "reduce_all", "reduce_any",
-    "reduce_euclidean_norm", "reduce_std", "reduce_variance", "top_k",
+    "reduce_euclidean_norm", "reduce_std", "reduce_variance", "top_k", "mod",
+    "reciprocal_no_nan", "xlog1py",
 ]
 
 
