@@ -75,8 +75,8 @@ def walk(entries: list, seeds: "list[tuple]", sources: set, batch: int = 0,
         wrap = Tensor._wrap
         return {uid: wrap(array) if array.dtype.kind != "c" else wrap(_conj_array(array))
                 for uid, array in found.items()}
-    for uid, g in found.items():
-        if g._data.dtype.kind == "c":
+    for uid, g in found.items():  # (a pending GPU result says its dtype without computing)
+        if (g._data if type(g) is Tensor else g).dtype.kind == "c":
             found[uid] = _conj(g)
     return found
 

@@ -86,12 +86,12 @@ def _inexact(op: str, f, tensors, positions) -> None:
 
 def _value_and_grads(f, args, kwargs, positions, op=None, has_aux=False):
     tensors = [a if isinstance(a, Tensor) else convert_to_tensor(a) for a in args]
-    if op is not None:
-        _inexact(op, f, tensors, positions)
     with GradientTape() as tape:
         for i in positions:
-            if tensors[i].dtype.kind in "fc":
+            if tensors[i]._data.dtype.kind in "fc":
                 tape.watch(tensors[i])
+            elif op is not None:  # the JAX-named transforms refuse what TF's lets be None
+                _inexact(op, f, tensors, positions)
         value = f(*tensors, **kwargs)
     aux = None
     if has_aux:
